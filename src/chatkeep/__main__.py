@@ -1,0 +1,3 @@
+from chatkeep.cli.main import main
+
+main()

@@ -1,0 +1,93 @@
+"""The ASGI application: create_app wires settings, services, routes, middleware and problems."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from chatkeep import __version__
+from chatkeep.api import problems
+from chatkeep.api.deps import reject_unknown_query
+from chatkeep.api.metrics import Metrics
+from chatkeep.api.middleware import BodyLimit, RequestMetrics
+from chatkeep.api.routes import conversations, dev, health, messages
+from chatkeep.config import Settings
+from chatkeep.service import Services
+
+DESCRIPTION = """Chat conversations that survive reloads, restarts, outages and offline spells.
+
+Authenticate with `Authorization: Bearer <token>`: a user token (JWT signed with the tenant's secret)
+or a tenant API key (`ck_...`). Every error is `application/problem+json` with a stable `code`."""
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The chatkeep app. Stores connect (and migrate) when the app starts, in its lifespan."""
+    settings = settings or Settings()
+    services = services or Services.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="chatkeep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        dependencies=[Depends(reject_unknown_query)],
+    )
+    metrics = Metrics()
+    app.state.services = services
+    app.state.metrics = metrics
+    problems.install(app)
+    for module in (conversations, messages, dev, health):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            app.openapi_schema = _document_required_if_match(_problem_media_type(schema))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document error answers as `application/problem+json`, which is what they are sent as."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.startswith(("4", "5")) and "application/json" in content:
+                    content[problems.PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema
+
+
+def _document_required_if_match(schema: dict[str, Any]) -> dict[str, Any]:
+    """If-Match is optional to the framework (so that its absence answers 428, not 422) but
+    required by the API, and documented so."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter.get("name", "").lower() == "if-match":
+                    parameter["required"] = True
+                    variants = parameter["schema"].pop("anyOf", None)
+                    if variants:  # drop the null variant of `str | None`
+                        parameter["schema"].update(next(v for v in variants if v.get("type") != "null"))
+    return schema

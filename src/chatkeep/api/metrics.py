@@ -1,0 +1,37 @@
+"""Prometheus metrics, in a registry per app so that several apps in one process do not collide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "chatkeep_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "chatkeep_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.appended = Counter(
+            "chatkeep_messages_appended",
+            "Messages stored (retries of a stored id not counted)",
+            ["mode"],
+            registry=r,
+        )
+        self.replayed = Counter(
+            "chatkeep_messages_replayed", "Appends answered from an already stored id", ["mode"], registry=r
+        )
+        self.store_up = Gauge(
+            "chatkeep_store_up", "1 when the store answered its last check", ["store"], registry=r
+        )

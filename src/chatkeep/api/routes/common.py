@@ -1,0 +1,34 @@
+"""What every route module shares: documented problem responses and JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from chatkeep.api.schemas import Problem
+
+PROBLEM_STATUSES = {
+    400: "Malformed request (invalid JSON, bad UTF-8)",
+    401: "Missing, invalid or expired credentials",
+    403: "Not allowed for this kind of caller",
+    404: "No such conversation for this caller",
+    409: "Conflicts with the current state or a count limit",
+    412: "If-Match does not match the current version",
+    413: "Body, message or batch too large",
+    422: "A value breaks the API's rules",
+    428: "If-Match is required",
+    429: "Too many requests; see Retry-After",
+    503: "A store is unavailable",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give (the always-possible ones added)."""
+    wanted = {400, 401, 422, 429, 503, *statuses}
+    return {s: {"model": Problem, "description": PROBLEM_STATUSES[s]} for s in sorted(wanted)}
+
+
+def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON answer built by `chatkeep.codec`, sent as is (its shape is checked by the tests)."""
+    return JSONResponse(body, status_code=status, headers=headers)

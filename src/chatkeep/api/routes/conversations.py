@@ -1,0 +1,168 @@
+"""/v1/conversations: create, list, read (with the latest messages), update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from chatkeep import codec
+from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.problems import etag
+from chatkeep.api.routes.common import answer, problems
+from chatkeep.api.schemas import (
+    TAG_PATTERN,
+    Conversation,
+    ConversationCreate,
+    ConversationList,
+    ConversationUpdate,
+    ConversationWithMessages,
+)
+from chatkeep.errors import InvalidInput
+from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, ConversationPatch
+from chatkeep.service import ListFilters, NewConversation
+from chatkeep.service.conversations import encode_cursor
+from chatkeep.service.validation import MAX_TAG_CHARS
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$'
+ConversationId = Annotated[
+    str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Conversation id.")
+]
+
+
+@router.post(
+    "",
+    response_model=Conversation,
+    status_code=201,
+    responses={
+        200: {"model": Conversation, "description": "Already existed (a retried create)"},
+        **problems(403, 409),
+    },
+)
+async def create_conversation(
+    body: ConversationCreate, principal: PrincipalDep, services: ServicesDep
+) -> JSONResponse:
+    """Create a conversation. 201 when new; 200 with the existing one when the caller retries an id it
+    already created in the same workspace."""
+    conversation, created = await services.chat.create_conversation(
+        principal,
+        NewConversation(
+            workspace=body.workspace,
+            id=body.id,
+            title=body.title,
+            mode=body.mode,
+            user=body.user,
+            tags=tuple(body.tags),
+            starred=body.starred,
+            pinned=body.pinned,
+            archived=body.archived,
+        ),
+    )
+    headers = {"ETag": etag(conversation.version), "Location": f"/v1/conversations/{conversation.id}"}
+    return answer(codec.conversation_json(conversation), 201 if created else 200, headers)
+
+
+@router.get("", response_model=ConversationList, responses=problems())
+async def list_conversations(
+    principal: PrincipalDep,
+    services: ServicesDep,
+    workspace: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
+    user: Annotated[
+        str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Tenant API key only.")
+    ] = None,
+    starred: bool | None = None,
+    pinned: bool | None = None,
+    archived: bool | None = None,
+    tag: Annotated[str | None, Query(max_length=MAX_TAG_CHARS, pattern=TAG_PATTERN)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Case-insensitive title text.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JSONResponse:
+    """The caller's conversations: pinned first, then by last activity, newest first."""
+    page = await services.chat.list_conversations(
+        principal,
+        ListFilters(
+            workspace=workspace, user=user, starred=starred, pinned=pinned, archived=archived, tag=tag, text=q
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
+    return answer(
+        {
+            "items": [codec.conversation_json(c) for c in page.items],
+            "next_cursor": encode_cursor(page.next_cursor),
+        }
+    )
+
+
+@router.get("/{conversation_id}", response_model=ConversationWithMessages, responses=problems(404))
+async def get_conversation(
+    conversation_id: ConversationId,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    messages: Annotated[
+        int, Query(ge=0, le=200, description="How many of the latest messages to include.")
+    ] = 50,
+) -> JSONResponse:
+    """The conversation and its latest messages in one answer: what a page needs to reload."""
+    conversation, page = await services.chat.load(principal, conversation_id, messages)
+    body = codec.conversation_json(conversation)
+    body["messages"] = [codec.message_json(m) for m in page.messages]
+    body["has_more_messages"] = page.has_more
+    return answer(body, headers={"ETag": etag(conversation.version)})
+
+
+@router.patch("/{conversation_id}", response_model=Conversation, responses=problems(404, 409, 412, 428))
+async def update_conversation(
+    conversation_id: ConversationId,
+    body: ConversationUpdate,
+    principal: PrincipalDep,
+    services: ServicesDep,
+    if_match: Annotated[
+        str | None,
+        Header(
+            pattern=IF_MATCH_PATTERN, description='The version being changed, as in the ETag ("3"), or *.'
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Change title, star, pin, archive or tags. Requires If-Match; a stale version answers 412."""
+    patch = ConversationPatch(
+        title=body.title,
+        starred=body.starred,
+        pinned=body.pinned,
+        archived=body.archived,
+        tags=tuple(body.tags) if body.tags is not None else None,
+    )
+    updated = await services.chat.update_conversation(
+        principal, conversation_id, patch, parse_if_match(if_match)
+    )
+    return answer(codec.conversation_json(updated), headers={"ETag": etag(updated.version)})
+
+
+@router.delete("/{conversation_id}", status_code=204, responses=problems(404))
+async def delete_conversation(
+    conversation_id: ConversationId, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    """Delete the conversation and all its messages."""
+    await services.chat.delete_conversation(principal, conversation_id)
+    return Response(status_code=204)
+
+
+def parse_if_match(value: str | None) -> int | Literal["*"] | None:
+    """`"3"`, `W/"3"`, `3` -> 3; `*` -> `*`; absent -> None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text == "*":
+        return "*"
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise InvalidInput(
+            'If-Match must be a version number such as "3" (from the ETag), or *', code="invalid_if_match"
+        )
+    return int(text)

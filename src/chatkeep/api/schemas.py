@@ -1,0 +1,174 @@
+"""Request and response shapes of the REST API, as pydantic models (and so as OpenAPI).
+
+Requests are strict: unknown fields and wrong types are refused, never coerced. Responses are built
+by `chatkeep.codec`; these models document them, and a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
+
+from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, MessageStatus, Mode, Role
+from chatkeep.service.validation import MAX_TAG_CHARS, MAX_TAGS, MAX_TITLE_CHARS
+
+MAX_SEQ = 2**53  # the largest integer a JavaScript client holds exactly
+
+
+def _integer(value: Any) -> Any:
+    """JSON integers, including integral floats such as 3.0; never booleans or strings."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be an integer")
+        return int(value)
+    return value
+
+
+Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, examples=["c-42"])]
+TokenCount = Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_integer)]
+TEXT_NOTE = "Text must not contain NUL characters or unpaired surrogates."
+Title = Annotated[StrictStr, Field(max_length=MAX_TITLE_CHARS, description=TEXT_NOTE)]
+# At least one visible character, no control characters.
+TAG_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+Tag = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TAG_CHARS, pattern=TAG_PATTERN)]
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UsageIn(StrictModel):
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+
+
+class ConversationCreate(StrictModel):
+    workspace: Id = Field(description="Workspace the conversation belongs to.")
+    id: Id | None = Field(None, description="Client-chosen id; a UUID is generated when omitted.")
+    title: Title = ""
+    mode: Mode | None = Field(None, description="Persistence mode; the tenant's default when omitted.")
+    user: Id | None = Field(
+        None, description="Owner, with a tenant API key only; a user token owns what it creates."
+    )
+    tags: Tags = Field(default_factory=list)
+    starred: StrictBool = False
+    pinned: StrictBool = False
+    archived: StrictBool = False
+
+
+class ConversationUpdate(StrictModel):
+    """The fields to change (at least one); omitted fields are left as they are."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # Not nullable: leave a field out to keep it. The None defaults only mark "not sent".
+    title: Title = None  # type: ignore[assignment]
+    starred: StrictBool = None  # type: ignore[assignment]
+    pinned: StrictBool = None  # type: ignore[assignment]
+    archived: StrictBool = None  # type: ignore[assignment]
+    tags: Tags = None  # type: ignore[assignment]
+
+
+class MessageCreate(StrictModel):
+    id: Id | None = Field(None, description="Client message id; a retry with the same id is stored once.")
+    role: Role
+    content: StrictStr = Field("", description=TEXT_NOTE)
+    parts: list[Any] | None = Field(None, description="Structured parts (free-form JSON).")
+    metadata: dict[str, Any] | None = Field(None, description="Free-form JSON object.")
+    usage: UsageIn | None = None
+
+
+class MessageBatchCreate(StrictModel):
+    messages: list[MessageCreate] = Field(min_length=1)
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class Conversation(BaseModel):
+    id: str
+    workspace: str
+    user: str
+    title: str
+    mode: Mode
+    created_at: datetime
+    last_activity_at: datetime
+    expires_at: datetime | None = Field(description="When it expires unless active again; null: never.")
+    starred: bool
+    pinned: bool
+    archived: bool
+    tags: list[str]
+    message_count: int
+    last_seq: int = Field(description="Seq of the newest message (0 when empty).")
+    last_message_preview: str
+    usage: Usage = Field(description="Token totals over all messages.")
+    version: int = Field(description="Bumped by every metadata change; send it back as If-Match.")
+
+
+class Message(BaseModel):
+    id: str
+    conversation_id: str
+    seq: int
+    role: Role
+    content: str
+    parts: list[Any] | None
+    metadata: dict[str, Any] | None
+    usage: Usage
+    status: MessageStatus
+    created_at: datetime
+
+
+class ConversationWithMessages(Conversation):
+    messages: list[Message] = Field(description="The latest messages, oldest first.")
+    has_more_messages: bool = Field(description="Older messages exist; page with GET .../messages?before=.")
+
+
+class ConversationList(BaseModel):
+    items: list[Conversation]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class MessageList(BaseModel):
+    messages: list[Message] = Field(description="Oldest first.")
+    has_more: bool = Field(description="More messages exist beyond this page in the direction of travel.")
+
+
+class AppendResult(BaseModel):
+    created: bool = Field(description="False when this id was already stored (a retry).")
+    message: Message
+
+
+class BatchResult(BaseModel):
+    results: list[AppendResult]
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457). `code` is stable and meant for programs; `detail` is for people."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+class Health(BaseModel):
+    status: str
+    stores: dict[str, str] = Field(default_factory=dict)
+
+
+class DevToken(BaseModel):
+    token: str
+    tenant: str
+    user: str
+    workspaces: list[str]
+    expires_in: int

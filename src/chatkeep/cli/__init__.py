@@ -1,0 +1,1 @@
+"""The `chatkeep` command line."""

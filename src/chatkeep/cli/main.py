@@ -1,0 +1,150 @@
+"""`chatkeep`: serve, migrate, manage tenants and mint tokens. Commands call the service layer."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from chatkeep import __version__
+from chatkeep.config import Settings
+from chatkeep.errors import ChatkeepError
+from chatkeep.service import Services
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a ChatkeepError becomes a one-line message and exit status 1."""
+    try:
+        return asyncio.run(coro)
+    except ChatkeepError as exc:
+        click.echo(f"chatkeep: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+def with_services(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """Open the services (without serving) around a command, with the settings from the environment."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        async def body() -> T:
+            services = Services.from_settings(Settings(dev_mode=False))
+            await services.start()
+            try:
+                return await fn(services, *args, **kwargs)
+            finally:
+                await services.stop()
+
+        return run(body())
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="chatkeep")
+def main() -> None:
+    """chatkeep: chat persistence as a service.
+
+    Settings come from CHATKEEP_* environment variables (see the README), e.g.
+    CHATKEEP_DURABLE_URL=postgresql://user@host/db.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default CHATKEEP_HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default CHATKEEP_PORT or 8000).")
+def serve(host: str | None, port: int | None) -> None:
+    """Migrate the stores and serve the REST API."""
+    import uvicorn
+
+    from chatkeep.api.app import create_app
+
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    dev = "on: GET /v1/dev/token hands out demo tokens" if settings.dev_enabled else "off"
+    click.echo(
+        f"chatkeep {__version__} on http://{settings.host}:{settings.port}  (dev mode {dev})", err=True
+    )
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, ws="websockets-sansio"
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring every store's schema up to date (the server also does this when it starts)."""
+
+    async def body() -> None:
+        services = Services.from_settings(Settings(dev_mode=False))
+        for name, store in services.router.named_stores().items():
+            click.echo(f"migrating {name} store {store.url.redacted} ...", err=True)
+        await services.migrate()
+        click.echo("schema up to date", err=True)
+
+    run(body())
+
+
+@main.group()
+def tenants() -> None:
+    """Create and list tenants."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--id", "tenant_id", default=None, help="Tenant id (default: derived from NAME).")
+@with_services
+async def tenants_create(services: Services, name: str, tenant_id: str | None) -> None:
+    """Create tenant NAME and print its API key and token secret (shown only this once)."""
+    created = await services.tenants.create(name, tenant_id)
+    t = created.tenant
+    click.echo(f"tenant:       {t.id}")
+    click.echo(f"api key:      {created.api_key}")
+    click.echo(f"token secret: {t.token_secret}")
+    click.echo(
+        "Store both now: they are not shown again. Sign user tokens (HS256) with the secret.", err=True
+    )
+
+
+@tenants.command("list")
+@with_services
+async def tenants_list(services: Services) -> None:
+    """List tenants."""
+    for t in await services.tenants.list_tenants():
+        click.echo(f"{t.id}\t{t.name}\tdefault mode: {t.settings.default_mode.value}")
+
+
+@tenants.command("rotate-key")
+@click.argument("tenant_id")
+@with_services
+async def tenants_rotate_key(services: Services, tenant_id: str) -> None:
+    """Replace a tenant's API key and print the new one; the old key stops working."""
+    rotated = await services.tenants.rotate_key(tenant_id)
+    click.echo(f"api key: {rotated.api_key}")
+
+
+@main.command()
+@click.argument("tenant_id")
+@click.argument("user")
+@click.option("--workspace", "-w", multiple=True, help="Allowed workspace (repeat); all when omitted.")
+@click.option("--ttl", default=3600, show_default=True, help="Lifetime in seconds.")
+@with_services
+async def token(services: Services, tenant_id: str, user: str, workspace: tuple[str, ...], ttl: int) -> None:
+    """Print a user token for USER of TENANT_ID, as the tenant's backend would sign it."""
+    from chatkeep.service.auth import issue_token
+    from chatkeep.service.validation import check_id
+
+    tenant = await services.tenants.get(tenant_id)
+    check_id(user, "user")
+    for w in workspace:
+        check_id(w, "workspace")
+    click.echo(issue_token(tenant, user, list(workspace) or ["*"], ttl_seconds=ttl))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The JSON shapes chatkeep speaks on the wire (REST answers, WebSocket events, exports).
+
+`api/schemas.py` documents these shapes for OpenAPI; a test checks that every shape built here
+validates against its schema, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chatkeep.models import Conversation, Message, Usage
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as an ISO 8601 UTC timestamp (`2026-11-22T03:25:00.123Z`)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def usage_json(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
+def conversation_json(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "workspace": c.workspace,
+        "user": c.user,
+        "title": c.title,
+        "mode": c.mode.value,
+        "created_at": iso(c.created_at),
+        "last_activity_at": iso(c.last_activity_at),
+        "expires_at": iso(c.expires_at),
+        "starred": c.starred,
+        "pinned": c.pinned,
+        "archived": c.archived,
+        "tags": list(c.tags),
+        "message_count": c.message_count,
+        "last_seq": c.last_seq,
+        "last_message_preview": c.preview,
+        "usage": usage_json(c.usage),
+        "version": c.version,
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "role": m.role.value,
+        "content": m.content,
+        "parts": m.parts,
+        "metadata": m.metadata,
+        "usage": usage_json(m.usage),
+        "status": m.status.value,
+        "created_at": iso(m.created_at),
+    }

@@ -1,0 +1,66 @@
+"""Settings, read from `CHATKEEP_*` environment variables (and `.env` when present)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chatkeep.models import LimitPolicy
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. The README's configuration table lists them with their defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="CHATKEEP_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    durable_url: str = Field("sqlite:///./chatkeep.db", description="Store for durable conversations.")
+    dev_mode: bool | None = Field(
+        None,
+        description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
+    )
+    log_level: str = Field("info", description="Log level of the server.")
+
+    # limits
+    max_body_bytes: int = Field(1 * MIB, ge=1 * KIB, description="Largest request body.")
+    max_message_bytes: int = Field(
+        64 * KIB, ge=1, description="Largest message: content, parts and metadata, UTF-8 encoded."
+    )
+    max_conversations_per_tenant: int | None = Field(
+        100_000, ge=1, description="Live conversations per tenant."
+    )
+    max_conversations_per_user: int | None = Field(1_000, ge=1, description="Live conversations per user.")
+    max_messages_per_conversation: int | None = Field(
+        10_000, ge=1, description="Messages kept per conversation."
+    )
+    message_limit_policy: LimitPolicy = Field(
+        LimitPolicy.REJECT, description="At the message limit: `reject` new messages or `trim` the oldest."
+    )
+    max_batch_messages: int = Field(100, ge=1, description="Messages in one batch append.")
+    max_page_size: int = Field(200, ge=1, description="Largest page of messages or conversations.")
+    user_rate_per_second: float = Field(20.0, ge=0, description="Sustained requests per user token (0: off).")
+    user_rate_burst: int = Field(100, ge=1, description="Burst allowance per user token.")
+    key_rate_per_second: float = Field(
+        500.0, ge=0, description="Sustained requests per tenant API key (0: off)."
+    )
+    key_rate_burst: int = Field(2_000, ge=1, description="Burst allowance per tenant API key.")
+    token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def dev_enabled(self) -> bool:
+        return self.loopback if self.dev_mode is None else self.dev_mode

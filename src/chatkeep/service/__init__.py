@@ -1,0 +1,87 @@
+"""The service layer: every rule of chatkeep, over the Store and EventBus contracts.
+
+`Services` wires the parts together from Settings; the API and the CLI both start from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatkeep.config import Settings
+from chatkeep.events import EventBus, open_bus
+from chatkeep.service.auth import Authenticator, Principal
+from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
+from chatkeep.service.limits import Limits, RateLimiter
+from chatkeep.service.routing import StoreRouter
+from chatkeep.service.tenants import TenantService
+from chatkeep.stores import Store, open_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    router: StoreRouter
+    events: EventBus
+    auth: Authenticator
+    tenants: TenantService
+    chat: ChatService
+    user_rate: RateLimiter
+    key_rate: RateLimiter
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, durable: Store | None = None, events: EventBus | None = None
+    ) -> Services:
+        """Construct everything (no I/O). Ready-made stores or buses may be injected."""
+        durable = durable or open_store(settings.durable_url)
+        router = StoreRouter(durable)
+        bus = events or open_bus(None)
+        auth = Authenticator(durable)
+        return cls(
+            settings=settings,
+            router=router,
+            events=bus,
+            auth=auth,
+            tenants=TenantService(durable, auth),
+            chat=ChatService(router, bus, Limits.from_settings(settings)),
+            user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
+            key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
+        )
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Connect every store (migrating schemas) and the event bus; create the demo tenant in dev mode."""
+        for store in self.router.stores:
+            await store.connect()
+            if migrate:
+                await store.migrate()
+        await self.events.connect()
+        if self.settings.dev_enabled:
+            await self.tenants.ensure_demo()
+
+    async def stop(self) -> None:
+        await self.events.close()
+        for store in self.router.stores:
+            await store.close()
+
+    async def migrate(self) -> None:
+        for store in self.router.stores:
+            await store.connect()
+            try:
+                await store.migrate()
+            finally:
+                await store.close()
+
+    def check_rate(self, principal: Principal) -> None:
+        """Raise `RateLimited` when this caller has used up its request allowance."""
+        limiter = self.key_rate if principal.is_tenant_key else self.user_rate
+        limiter.check(principal.rate_key)
+
+
+__all__ = [
+    "ChatService",
+    "ListFilters",
+    "MessageInput",
+    "NewConversation",
+    "Principal",
+    "Services",
+]

@@ -1,0 +1,195 @@
+"""Who is calling: tenant API keys for server-side callers, signed user tokens for browsers."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from chatkeep.errors import Forbidden, Unauthenticated
+from chatkeep.models import ID_RE, Conversation, Tenant
+from chatkeep.stores.base import Store
+
+API_KEY_PREFIX = "ck_"
+TOKEN_ALGORITHM = "HS256"
+ALL_WORKSPACES = "*"
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_token_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def hash_key(api_key: str) -> str:
+    """API keys are 256-bit random strings, so one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. `user` None means a tenant API key: the whole tenant is in reach.
+    `workspaces` None means every workspace of the tenant."""
+
+    tenant: Tenant
+    user: str | None
+    workspaces: frozenset[str] | None
+
+    @property
+    def is_tenant_key(self) -> bool:
+        return self.user is None
+
+    @property
+    def rate_key(self) -> str:
+        return f"{self.tenant.id}/{self.user}" if self.user is not None else f"{self.tenant.id}/key"
+
+    def may_use_workspace(self, workspace: str) -> bool:
+        return self.workspaces is None or workspace in self.workspaces
+
+    def owns(self, user: str | None, workspace: str | None) -> bool:
+        """Whether a conversation of this user and workspace is within this caller's reach."""
+        if self.user is not None and user != self.user:
+            return False
+        return self.workspaces is None or (workspace is not None and workspace in self.workspaces)
+
+    def sees(self, conversation: Conversation) -> bool:
+        return conversation.tenant == self.tenant.id and self.owns(conversation.user, conversation.workspace)
+
+    def require_tenant_key(self, action: str) -> None:
+        if not self.is_tenant_key:
+            raise Forbidden(
+                f"{action} needs the tenant's API key, not a user token", code="tenant_key_required"
+            )
+
+
+def issue_token(
+    tenant: Tenant, user: str, workspaces: list[str], *, ttl_seconds: int, now: float | None = None
+) -> str:
+    """A signed user token (JWT, HS256 with the tenant's secret) as a tenant's backend would mint it."""
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "tenant": tenant.id,
+        "sub": user,
+        "workspaces": workspaces,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    return jwt.encode(claims, tenant.token_secret, algorithm=TOKEN_ALGORITHM)
+
+
+class _TTLCache:
+    """A small time-bounded cache, so that authentication does not read the store on every request."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float], max_entries: int = 10_000) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Tenant | None]] = {}
+
+    def get(self, key: str) -> tuple[bool, Tenant | None]:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < self._clock():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: Tenant | None) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (self._clock() + self._seconds, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class Authenticator:
+    """Turns a bearer credential into a Principal. Tenants are cached for `cache_seconds`, so a rotated
+    key or secret takes at most that long to stop working on every instance."""
+
+    def __init__(
+        self, store: Store, *, cache_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._by_key = _TTLCache(cache_seconds, clock)
+        self._by_id = _TTLCache(cache_seconds, clock)
+
+    def forget(self) -> None:
+        """Drop cached tenants (after this process changed one)."""
+        self._by_key.clear()
+        self._by_id.clear()
+
+    async def tenant(self, tenant_id: str) -> Tenant | None:
+        known, tenant = self._by_id.get(tenant_id)
+        if not known:
+            tenant = await self._store.get_tenant(tenant_id)
+            self._by_id.put(tenant_id, tenant)
+        return tenant
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        if not credential:
+            raise Unauthenticated(
+                "send 'Authorization: Bearer <token or API key>'; a demo token comes from GET /v1/dev/token",
+                code="unauthenticated",
+            )
+        if credential.startswith(API_KEY_PREFIX):
+            return await self._from_key(credential)
+        return await self._from_token(credential)
+
+    async def _from_key(self, api_key: str) -> Principal:
+        digest = hash_key(api_key)
+        known, tenant = self._by_key.get(digest)
+        if not known:
+            tenant = await self._store.get_tenant_by_key_hash(digest)
+            self._by_key.put(digest, tenant)
+        if tenant is None:
+            raise Unauthenticated("unknown API key", code="invalid_credentials")
+        return Principal(tenant=tenant, user=None, workspaces=None)
+
+    async def _from_token(self, token: str) -> Principal:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise Unauthenticated("the token is not a valid JWT", code="invalid_token") from None
+        tenant_id = unverified.get("tenant") if isinstance(unverified, dict) else None
+        if not isinstance(tenant_id, str) or not ID_RE.match(tenant_id):
+            raise Unauthenticated("the token has no valid 'tenant' claim", code="invalid_token")
+        tenant = await self.tenant(tenant_id)
+        if tenant is None:
+            raise Unauthenticated("the token's tenant is unknown", code="invalid_token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                tenant.token_secret,
+                algorithms=[TOKEN_ALGORITHM],
+                options={"require": ["exp", "sub", "tenant"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired; get a new one", code="token_expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the token was rejected: {exc}", code="invalid_token") from None
+        user = claims["sub"]
+        if not isinstance(user, str) or not ID_RE.match(user):
+            raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
+        return Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
+
+
+def _workspaces(claim: object) -> frozenset[str] | None:
+    if claim is None:
+        raise Unauthenticated(
+            "the token has no 'workspaces' claim (a list, or ['*'] for all)", code="invalid_token"
+        )
+    if not isinstance(claim, list) or not all(isinstance(w, str) for w in claim):
+        raise Unauthenticated(
+            "the token's 'workspaces' claim must be a list of strings", code="invalid_token"
+        )
+    if ALL_WORKSPACES in claim:
+        return None
+    if not all(ID_RE.match(w) for w in claim):
+        raise Unauthenticated("the token's 'workspaces' claim holds an invalid id", code="invalid_token")
+    return frozenset(claim)

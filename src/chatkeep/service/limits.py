@@ -1,0 +1,73 @@
+"""Limits: the numbers that keep one client from filling the store or flooding the service."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chatkeep.config import Settings
+from chatkeep.errors import RateLimited
+from chatkeep.models import LimitPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_message_bytes: int = 64 * 1024
+    max_conversations_per_tenant: int | None = 100_000
+    max_conversations_per_user: int | None = 1_000
+    max_messages_per_conversation: int | None = 10_000
+    message_limit_policy: LimitPolicy = LimitPolicy.REJECT
+    max_batch_messages: int = 100
+    max_page_size: int = 200
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_message_bytes=settings.max_message_bytes,
+            max_conversations_per_tenant=settings.max_conversations_per_tenant,
+            max_conversations_per_user=settings.max_conversations_per_user,
+            max_messages_per_conversation=settings.max_messages_per_conversation,
+            message_limit_policy=settings.message_limit_policy,
+            max_batch_messages=settings.max_batch_messages,
+            max_page_size=settings.max_page_size,
+        )
+
+
+class RateLimiter:
+    """Token buckets per caller: `rate` requests a second sustained, `burst` at once. Rate 0 disables.
+
+    Buckets live in this process: with N instances behind a balancer a caller gets up to N times the
+    rate. The oldest idle buckets are forgotten past `max_callers`.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_callers: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max = max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def check(self, caller: str) -> None:
+        """Take one token for `caller`, or raise `RateLimited` with the seconds until one is free."""
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        tokens, updated = self._buckets.pop(caller, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
+        if tokens < 1.0:
+            self._buckets[caller] = (tokens, now)
+            wait = (1.0 - tokens) / self.rate
+            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
+        self._buckets[caller] = (tokens - 1.0, now)
+        if len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)

@@ -1,0 +1,31 @@
+"""Which store holds a conversation: the persistence-mode rule."""
+
+from __future__ import annotations
+
+from chatkeep.models import Conversation, Mode
+from chatkeep.stores.base import Store
+
+
+class StoreRouter:
+    """Maps persistence modes to stores and finds the store holding a conversation id.
+
+    Every mode is kept in the durable store for now; the mode is recorded on each conversation so
+    that later routing rules apply to it without a migration.
+    """
+
+    def __init__(self, durable: Store) -> None:
+        self.durable = durable
+
+    @property
+    def stores(self) -> list[Store]:
+        return [self.durable]
+
+    def named_stores(self) -> dict[str, Store]:
+        return {"durable": self.durable}
+
+    def for_mode(self, mode: Mode) -> Store:
+        return self.durable
+
+    async def locate(self, tenant: str, conversation_id: str) -> tuple[Store, Conversation]:
+        """The store holding the conversation and the conversation; raises `NotFound` or `Expired`."""
+        return self.durable, await self.durable.get_conversation(tenant, conversation_id)

@@ -1,0 +1,93 @@
+"""Tenants: creation (with their API key and token secret), settings, and the demo tenant."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, replace
+
+from chatkeep.errors import Conflict, InvalidInput, NotFound
+from chatkeep.models import Tenant, TenantSettings, now_ms
+from chatkeep.service.auth import Authenticator, hash_key, issue_token, new_api_key, new_token_secret
+from chatkeep.service.validation import check_id, check_text
+from chatkeep.stores.base import Store
+
+DEMO_TENANT = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class NewTenant:
+    """A tenant just created, with the two secrets that are shown only this once."""
+
+    tenant: Tenant
+    api_key: str
+
+
+def slug(name: str) -> str:
+    """A tenant id from a display name: `Acme Corp.` -> `acme-corp`."""
+    return re.sub(r"[^a-z0-9_.@+-]+", "-", name.strip().lower()).strip("-.")[:64]
+
+
+class TenantService:
+    def __init__(self, store: Store, authenticator: Authenticator) -> None:
+        self._store = store
+        self._auth = authenticator
+
+    async def create(self, name: str, tenant_id: str | None = None) -> NewTenant:
+        """Create a tenant. Raises `Conflict` (code `tenant_exists`) if the id is taken."""
+        check_text(name, "tenant name", max_chars=200)
+        if not name.strip():
+            raise InvalidInput("the tenant name is empty", code="invalid_input")
+        tid = check_id(tenant_id if tenant_id is not None else slug(name), "tenant id")
+        api_key = new_api_key()
+        tenant = Tenant(
+            id=tid,
+            name=name.strip(),
+            api_key_hash=hash_key(api_key),
+            token_secret=new_token_secret(),
+            created_at=now_ms(),
+        )
+        await self._store.create_tenant(tenant)
+        return NewTenant(tenant, api_key)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self._store.list_tenants()
+
+    async def get(self, tenant_id: str) -> Tenant:
+        tenant = await self._store.get_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound(f"tenant {tenant_id!r} not found")
+        return tenant
+
+    async def rotate_key(self, tenant_id: str) -> NewTenant:
+        """Replace the tenant's API key; the old key stops working."""
+        tenant = await self.get(tenant_id)
+        api_key = new_api_key()
+        rotated = replace(tenant, api_key_hash=hash_key(api_key))
+        await self._store.update_tenant(rotated)
+        self._auth.forget()
+        return NewTenant(rotated, api_key)
+
+    async def update_settings(self, tenant: Tenant, settings: TenantSettings) -> Tenant:
+        updated = replace(tenant, settings=settings)
+        await self._store.update_tenant(updated)
+        self._auth.forget()
+        return updated
+
+    async def ensure_demo(self) -> Tenant:
+        """The demo tenant of dev mode, created on first use."""
+        tenant = await self._store.get_tenant(DEMO_TENANT)
+        if tenant is None:
+            with contextlib.suppress(Conflict):  # another instance created it first
+                await self.create("Demo", DEMO_TENANT)
+            tenant = await self.get(DEMO_TENANT)
+        return tenant
+
+    async def dev_token(self, user: str, workspaces: list[str], ttl_seconds: int) -> str:
+        """A user token of the demo tenant (dev mode only; the API refuses it otherwise)."""
+        check_id(user, "user")
+        for workspace in workspaces:
+            if workspace != "*":
+                check_id(workspace, "workspace")
+        tenant = await self.ensure_demo()
+        return issue_token(tenant, user, workspaces or ["*"], ttl_seconds=ttl_seconds)

@@ -1,0 +1,344 @@
+"""The Store contract. Its docstrings are the specification; `tests/stores/test_contract.py` checks
+every promise made here against every backend.
+
+A store keeps tenants, conversations and messages. It enforces what must be atomic with a write
+(gapless seq, idempotency by message id, count limits, version checks) but decides no policy: the
+service passes the limits and the policy in. The pure parts of those writes (`plan_append`,
+`apply_patch`, `matches`) live in this module so every backend computes them identically.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from chatkeep.errors import QuotaExceeded
+from chatkeep.models import (
+    AppendOutcome,
+    AppendResult,
+    Conversation,
+    ConversationPage,
+    ConversationPatch,
+    ConversationQuery,
+    LimitPolicy,
+    Message,
+    MessagePage,
+    MessageStatus,
+    NewMessage,
+    Tenant,
+    Usage,
+)
+from chatkeep.stores.url import StoreURL
+
+PREVIEW_CHARS = 120
+
+
+class Store(ABC):
+    """Where conversations live. Every method is scoped by tenant: no call ever reads or changes another
+    tenant's data, whatever ids it is given.
+
+    Lifecycle: construct (no I/O), `await connect()`, use, `await close()`. Driver failures surface as
+    `StoreUnavailable`, never as a driver's own exception.
+
+    Expiry: a conversation whose `ttl_ms` is set expires `ttl_ms` after its last write (creation,
+    append, metadata update) or touch. An expired conversation behaves as gone for every call except
+    that lookups raise `Expired` instead of `NotFound`. A conversation whose `ttl_ms` is None never
+    expires.
+    """
+
+    url: StoreURL
+
+    @abstractmethod
+    async def connect(self) -> None:
+        """Open connections. Raises `StoreUnavailable` when the server cannot be reached."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections. Safe to call twice or without `connect()`."""
+
+    async def migrate(self) -> None:  # noqa: B027 - stores without a schema have nothing to migrate
+        """Bring the schema up to date. Idempotent, and safe when several processes run it at once."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Return when the backing server answers; raise `StoreUnavailable` otherwise."""
+
+    # -- tenants ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_tenant(self, tenant: Tenant) -> None:
+        """Store a new tenant. Raises `Conflict` (code `tenant_exists`) if the id is taken."""
+
+    @abstractmethod
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant with this id, or None."""
+
+    @abstractmethod
+    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
+        """The tenant whose API key hashes to `key_hash`, or None."""
+
+    @abstractmethod
+    async def list_tenants(self) -> list[Tenant]:
+        """All tenants, ordered by id."""
+
+    @abstractmethod
+    async def update_tenant(self, tenant: Tenant) -> None:
+        """Replace a tenant's name, key hash, secret and settings. Raises `NotFound` if absent."""
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_conversation(
+        self,
+        conversation: Conversation,
+        *,
+        max_per_tenant: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Conversation:
+        """Store a new conversation and return it as stored.
+
+        The store sets `created_at` and `last_activity_at` to now, `version` to 1, `expires_at` from
+        `ttl_ms`, and zeroes the message counters. Raises `Conflict` (code `conversation_exists`) if the
+        tenant already has a live conversation with this id (an expired one is replaced). Raises
+        `QuotaExceeded` (code `conversation_limit`) if the tenant already holds `max_per_tenant` live
+        conversations or the user `max_per_user`; the check and the insert are atomic, so concurrent
+        creates never overshoot a limit.
+        """
+
+    @abstractmethod
+    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+        """The conversation. Raises `NotFound`, or `Expired` if its expiry passed."""
+
+    @abstractmethod
+    async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
+        """Live conversations matching every filter of `query`, pinned first, then by last activity
+        newest first, then by id descending. Returns at most `query.limit` items, starting strictly
+        after `query.after`, and a cursor for the next page (None on the last page). The title filter
+        matches a case-insensitive substring."""
+
+    @abstractmethod
+    async def count_conversations(self, tenant: str, user: str | None = None) -> int:
+        """Number of live conversations of the tenant, or of one user in it."""
+
+    @abstractmethod
+    async def update_conversation(
+        self,
+        tenant: str,
+        conversation_id: str,
+        patch: ConversationPatch,
+        *,
+        expected_version: int | None = None,
+    ) -> Conversation:
+        """Apply `patch` (see `apply_patch`) and return the conversation with `version` increased by
+        one. If `expected_version` is given and differs from the stored version, raises
+        `VersionMismatch` carrying the current version and changes nothing. Raises `NotFound` or
+        `Expired`."""
+
+    @abstractmethod
+    async def delete_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+        """Remove the conversation and all its messages; return it as it was. Raises `NotFound` or
+        `Expired`."""
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def append_messages(
+        self,
+        tenant: str,
+        conversation_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        max_messages: int | None = None,
+        policy: LimitPolicy = LimitPolicy.REJECT,
+    ) -> AppendOutcome:
+        """Append messages in order, all or nothing, as computed by `plan_append`.
+
+        Each new message gets the next `seq` (strictly increasing, no gap, no repeat, even under
+        concurrent appenders) and `created_at` now. A message whose id the conversation already holds
+        (or that appears earlier in the same batch) is not stored again: its result is the stored
+        message unchanged, with `created` False. Appending never rewrites the conversation's history.
+        Raises `NotFound`, `Expired`, or `QuotaExceeded` (code `message_limit`) when the policy is
+        `reject` and the new messages would exceed `max_messages`; with `trim` the oldest messages are
+        dropped instead and their seqs are never reused.
+        """
+
+    @abstractmethod
+    async def read_messages(
+        self,
+        conversation: Conversation,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> MessagePage:
+        """A page of the conversation's retained messages in ascending seq order, never reading more
+        than the page from storage.
+
+        With `before`, the `limit` messages just below that seq; with `after`, the `limit` messages
+        just above it; with both, the first `limit` messages above `after` and below `before`; with
+        neither, the latest `limit`. `has_more` is True when retained messages exist beyond the page
+        in the direction of travel and within the bounds (older for `before` alone and the latest
+        page, newer when `after` is given). `conversation` is as returned by this store; a deleted
+        one yields an empty page.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class AppendPlan:
+    """What an append does, computed before a store writes anything."""
+
+    results: list[AppendResult]
+    inserts: list[Message]
+    # Retained messages with seq below this are to be trimmed; None when nothing is trimmed.
+    trim_below: int | None
+    conversation: Conversation
+
+
+def expiry(ttl_ms: int | None, now: int) -> int | None:
+    return None if ttl_ms is None else now + ttl_ms
+
+
+def is_expired(conversation: Conversation, now: int) -> bool:
+    return conversation.expires_at is not None and conversation.expires_at <= now
+
+
+def plan_append(
+    conversation: Conversation,
+    existing: Mapping[str, Message],
+    messages: Sequence[NewMessage],
+    now: int,
+    *,
+    max_messages: int | None,
+    policy: LimitPolicy,
+) -> AppendPlan:
+    """Dedupe by id, assign seqs, apply the message limit and compute the conversation afterwards.
+
+    `existing` maps the ids among `messages` that the conversation already holds to their stored
+    messages (trimmed ones included).
+    """
+    seen: dict[str, Message] = dict(existing)
+    results: list[AppendResult] = []
+    inserts: list[Message] = []
+    seq = conversation.last_seq
+    usage = conversation.usage
+    for new in messages:
+        prior = seen.get(new.id)
+        if prior is not None:
+            results.append(AppendResult(prior, created=False))
+            continue
+        seq += 1
+        message = Message(
+            conversation_id=conversation.id,
+            id=new.id,
+            seq=seq,
+            role=new.role,
+            content=new.content,
+            created_at=now,
+            parts=new.parts,
+            metadata=new.metadata,
+            usage=new.usage,
+            status=new.status,
+        )
+        seen[new.id] = message
+        inserts.append(message)
+        results.append(AppendResult(message, created=True))
+        usage = usage + new.usage
+    if not inserts:
+        return AppendPlan(results, [], None, conversation)
+
+    count = conversation.message_count + len(inserts)
+    trim_below = None
+    if max_messages is not None and count > max_messages:
+        if policy is LimitPolicy.REJECT or len(inserts) > max_messages:
+            raise QuotaExceeded(
+                f"conversation {conversation.id!r} holds {conversation.message_count} messages; "
+                f"the limit is {max_messages}",
+                code="message_limit",
+                limit=max_messages,
+            )
+        trim_below = conversation.first_seq + (count - max_messages)
+        count = max_messages
+    after = replace(
+        conversation,
+        last_seq=seq,
+        message_count=count,
+        last_activity_at=now,
+        preview=inserts[-1].content[:PREVIEW_CHARS],
+        usage=usage,
+        expires_at=expiry(conversation.ttl_ms, now),
+    )
+    return AppendPlan(results, inserts, trim_below, after)
+
+
+def trimmed(message: Message) -> Message:
+    """What remains of a message after the trim policy dropped it: id and seq only."""
+    return replace(message, content="", parts=None, metadata=None, status=MessageStatus.TRIMMED)
+
+
+def apply_patch(conversation: Conversation, patch: ConversationPatch, now: int) -> Conversation:
+    """The conversation after a metadata update: changed fields, version + 1, expiry slid forward.
+    Last activity is not changed: starring or renaming is not conversation activity."""
+    changes: dict[str, object] = {
+        name: getattr(patch, name) for name in patch.__slots__ if getattr(patch, name) is not None
+    }
+    return replace(
+        conversation,
+        **changes,  # type: ignore[arg-type]
+        version=conversation.version + 1,
+        expires_at=expiry(conversation.ttl_ms, now),
+    )
+
+
+def fold(text: str) -> str:
+    """Case folding used by the title filter, identical in every store."""
+    return text.casefold()
+
+
+def matches(conversation: Conversation, query: ConversationQuery) -> bool:
+    """Whether a conversation passes every filter of `query` (the cursor aside)."""
+    c, q = conversation, query
+    return (
+        c.tenant == q.tenant
+        and (q.user is None or c.user == q.user)
+        and (q.allowed_workspaces is None or c.workspace in q.allowed_workspaces)
+        and (q.workspace is None or c.workspace == q.workspace)
+        and (q.starred is None or c.starred == q.starred)
+        and (q.pinned is None or c.pinned == q.pinned)
+        and (q.archived is None or c.archived == q.archived)
+        and (q.tag is None or q.tag in c.tags)
+        and (q.text is None or fold(q.text) in fold(c.title))
+    )
+
+
+def check_quota(
+    tenant_count: int, user_count: int, max_per_tenant: int | None, max_per_user: int | None
+) -> None:
+    """Raise `QuotaExceeded` if one more conversation would pass a count limit."""
+    if max_per_tenant is not None and tenant_count >= max_per_tenant:
+        raise QuotaExceeded(
+            f"the tenant holds {tenant_count} conversations; the limit is {max_per_tenant}",
+            code="conversation_limit",
+            limit=max_per_tenant,
+        )
+    if max_per_user is not None and user_count >= max_per_user:
+        raise QuotaExceeded(
+            f"the user holds {user_count} conversations; the limit is {max_per_user}",
+            code="conversation_limit",
+            limit=max_per_user,
+        )
+
+
+def fresh_conversation(conversation: Conversation, now: int) -> Conversation:
+    """A conversation as `create_conversation` stores it."""
+    return replace(
+        conversation,
+        created_at=now,
+        last_activity_at=now,
+        message_count=0,
+        last_seq=0,
+        preview="",
+        usage=Usage(),
+        version=1,
+        expires_at=expiry(conversation.ttl_ms, now),
+    )

@@ -1,0 +1,213 @@
+"""MemoryStore: everything in this process's dicts. For tests, `none`-mode conversations and
+deployments without Redis; gone when the process ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
+from chatkeep.models import (
+    AppendOutcome,
+    Conversation,
+    ConversationPage,
+    ConversationPatch,
+    ConversationQuery,
+    LimitPolicy,
+    Message,
+    MessagePage,
+    NewMessage,
+    Tenant,
+    cursor_key,
+    cursor_of,
+    now_ms,
+    sort_key,
+)
+from chatkeep.stores.base import (
+    Store,
+    apply_patch,
+    check_quota,
+    fresh_conversation,
+    is_expired,
+    matches,
+    plan_append,
+    trimmed,
+)
+from chatkeep.stores.url import StoreURL
+
+
+@dataclass
+class _Entry:
+    conversation: Conversation
+    # Messages by seq, contiguous from conversation.first_seq; trimmed ones leave only their id.
+    messages: dict[int, Message] = field(default_factory=dict)
+    seq_by_id: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryStore(Store):
+    """Every method runs without awaiting in between its reads and writes, so each is atomic on the
+    event loop without locks."""
+
+    def __init__(self, url: StoreURL | None = None, *, clock: Callable[[], int] = now_ms) -> None:
+        self.url = url or StoreURL.parse("memory://")
+        self._clock = clock
+        self._tenants: dict[str, Tenant] = {}
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    async def connect(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def ping(self) -> None:
+        pass
+
+    # -- tenants ----------------------------------------------------------------------------------
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        if tenant.id in self._tenants:
+            raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists")
+        self._tenants[tenant.id] = tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self._tenants.get(tenant_id)
+
+    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
+        return next((t for t in self._tenants.values() if t.api_key_hash == key_hash), None)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return sorted(self._tenants.values(), key=lambda t: t.id)
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        if tenant.id not in self._tenants:
+            raise NotFound(f"tenant {tenant.id!r} not found")
+        self._tenants[tenant.id] = tenant
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    def _live(self, now: int) -> list[Conversation]:
+        return [e.conversation for e in self._entries.values() if not is_expired(e.conversation, now)]
+
+    def _entry(self, tenant: str, conversation_id: str) -> _Entry:
+        entry = self._entries.get((tenant, conversation_id))
+        if entry is None:
+            raise NotFound(f"conversation {conversation_id!r} not found")
+        if is_expired(entry.conversation, self._clock()):
+            c = entry.conversation
+            raise Expired(f"conversation {conversation_id!r} expired", user=c.user, workspace=c.workspace)
+        return entry
+
+    async def create_conversation(
+        self,
+        conversation: Conversation,
+        *,
+        max_per_tenant: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Conversation:
+        now = self._clock()
+        key = (conversation.tenant, conversation.id)
+        old = self._entries.get(key)
+        if old is not None and not is_expired(old.conversation, now):
+            raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists")
+        live = [c for c in self._live(now) if c.tenant == conversation.tenant]
+        check_quota(
+            len(live),
+            sum(1 for c in live if c.user == conversation.user),
+            max_per_tenant,
+            max_per_user,
+        )
+        stored = fresh_conversation(conversation, now)
+        self._entries[key] = _Entry(stored)
+        return stored
+
+    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+        return self._entry(tenant, conversation_id).conversation
+
+    async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
+        found = [c for c in self._live(self._clock()) if matches(c, query)]
+        if query.after is not None:
+            bound = cursor_key(query.after)
+            found = [c for c in found if sort_key(c) < bound]
+        found.sort(key=sort_key, reverse=True)
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        return ConversationPage(page, cursor_of(page[-1]) if more and page else None)
+
+    async def count_conversations(self, tenant: str, user: str | None = None) -> int:
+        return sum(
+            1 for c in self._live(self._clock()) if c.tenant == tenant and (user is None or c.user == user)
+        )
+
+    async def update_conversation(
+        self,
+        tenant: str,
+        conversation_id: str,
+        patch: ConversationPatch,
+        *,
+        expected_version: int | None = None,
+    ) -> Conversation:
+        entry = self._entry(tenant, conversation_id)
+        current = entry.conversation
+        if expected_version is not None and expected_version != current.version:
+            raise VersionMismatch(
+                f"conversation {conversation_id!r} is at version {current.version}",
+                current_version=current.version,
+            )
+        entry.conversation = apply_patch(current, patch, self._clock())
+        return entry.conversation
+
+    async def delete_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+        entry = self._entry(tenant, conversation_id)
+        del self._entries[(tenant, conversation_id)]
+        return entry.conversation
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def append_messages(
+        self,
+        tenant: str,
+        conversation_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        max_messages: int | None = None,
+        policy: LimitPolicy = LimitPolicy.REJECT,
+    ) -> AppendOutcome:
+        entry = self._entry(tenant, conversation_id)
+        existing = {m.id: entry.messages[entry.seq_by_id[m.id]] for m in messages if m.id in entry.seq_by_id}
+        plan = plan_append(
+            entry.conversation, existing, messages, self._clock(), max_messages=max_messages, policy=policy
+        )
+        if plan.trim_below is not None:
+            for seq in range(entry.conversation.first_seq, plan.trim_below):
+                entry.messages[seq] = trimmed(entry.messages[seq])
+        for message in plan.inserts:
+            entry.messages[message.seq] = message
+            entry.seq_by_id[message.id] = message.seq
+        entry.conversation = plan.conversation
+        return AppendOutcome(plan.conversation, plan.results)
+
+    async def read_messages(
+        self,
+        conversation: Conversation,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> MessagePage:
+        entry = self._entries.get((conversation.tenant, conversation.id))
+        if entry is None:
+            return MessagePage([], has_more=False)
+        current = entry.conversation
+        low, high = current.first_seq, current.last_seq  # retained seqs, inclusive
+        if after is not None:
+            ceiling = high if before is None else min(high, before - 1)
+            start = max(low, after + 1)
+            stop = min(ceiling, start + limit - 1)
+            has_more = stop < ceiling
+        else:
+            stop = high if before is None else min(high, before - 1)
+            start = max(low, stop - limit + 1)
+            has_more = start > low
+        seqs = range(start, stop + 1)
+        return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)

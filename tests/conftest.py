@@ -1,0 +1,62 @@
+"""Shared fixtures: one `store` fixture parametrized over every backend, each on a real server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chatkeep.stores import Store, open_store
+from tests import services
+
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
+    """A connected, migrated store of the named backend, isolated from every other test run."""
+    if name == "memory":
+        store = open_store("memory://")
+    elif name == "sqlite":
+        store = open_store(f"sqlite:///{tmp_dir}/contract.db")
+    elif name == "postgres":
+        schema = f"ck_test_{uuid.uuid4().hex[:10]}"
+        store = open_store(f"{services.require_postgres()}?schema={schema}")
+    else:
+        raise ValueError(name)
+    await store.connect()
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()
+        if name == "postgres":
+            await drop_schema(schema)
+
+
+async def drop_schema(schema: str) -> None:
+    engine = create_async_engine(services.POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1))
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Store]:
+    tmp_dir = str(tmp_path_factory.mktemp(request.param))
+    async for opened in open_backend(request.param, tmp_dir):
+        yield opened
+
+
+@pytest.fixture
+def tenant() -> str:
+    """A fresh tenant id: every row a store keeps is scoped by tenant, so this isolates each test."""
+    return unique("t")

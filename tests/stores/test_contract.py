@@ -1,0 +1,517 @@
+"""The Store conformance suite: every promise of `chatkeep.stores.base.Store`, run on every backend.
+
+Tests take `store: Store` and never branch on the backend type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from chatkeep.errors import Conflict, Expired, NotFound, QuotaExceeded, VersionMismatch
+from chatkeep.models import (
+    Conversation,
+    ConversationPatch,
+    ConversationQuery,
+    LimitPolicy,
+    MessageStatus,
+    Mode,
+    NewMessage,
+    Role,
+    Tenant,
+    TenantSettings,
+    Usage,
+    sort_key,
+)
+from chatkeep.stores import Store
+from tests.conftest import unique
+
+
+def conv(
+    tenant: str, cid: str | None = None, *, user: str = "u1", workspace: str = "w1", **kw: object
+) -> Conversation:
+    return Conversation(
+        tenant=tenant,
+        id=cid or unique("c"),
+        workspace=workspace,
+        user=user,
+        mode=Mode.DURABLE,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def msg(mid: str, content: str = "", role: Role = Role.USER, **kw: object) -> NewMessage:
+    return NewMessage(id=mid, role=role, content=content or f"text of {mid}", **kw)  # type: ignore[arg-type]
+
+
+async def tick() -> None:
+    """Let the millisecond clock move, so activity timestamps differ."""
+    await asyncio.sleep(0.003)
+
+
+# -- tenants ----------------------------------------------------------------------------------------
+
+
+async def test_tenant_create_get_by_id_and_key_list_update(store: Store) -> None:
+    tid = unique("t")
+    tenant = Tenant(id=tid, name="Acme", api_key_hash=unique("h"), token_secret="s3cret", created_at=1)
+    await store.create_tenant(tenant)
+    assert await store.get_tenant(tid) == tenant
+    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) == tenant
+    assert await store.get_tenant(unique("t")) is None
+    assert await store.get_tenant_by_key_hash("no-such-hash") is None
+    assert tid in [t.id for t in await store.list_tenants()]
+
+    changed = dataclasses.replace(
+        tenant, settings=TenantSettings(default_mode=Mode.EPHEMERAL), api_key_hash=unique("h")
+    )
+    await store.update_tenant(changed)
+    assert await store.get_tenant(tid) == changed
+    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) is None
+
+
+async def test_tenant_id_is_unique_and_update_needs_existing(store: Store) -> None:
+    tenant = Tenant(id=unique("t"), name="A", api_key_hash=unique("h"), token_secret="s", created_at=1)
+    await store.create_tenant(tenant)
+    with pytest.raises(Conflict) as err:
+        await store.create_tenant(dataclasses.replace(tenant, api_key_hash=unique("h")))
+    assert err.value.code == "tenant_exists"
+    with pytest.raises(NotFound):
+        await store.update_tenant(dataclasses.replace(tenant, id=unique("t")))
+
+
+async def test_tenants_are_listed_in_id_order(store: Store) -> None:
+    ids = [unique("order") for _ in range(3)]
+    for tid in reversed(ids):
+        await store.create_tenant(
+            Tenant(id=tid, name=tid, api_key_hash=unique("h"), token_secret="s", created_at=1)
+        )
+    listed = [t.id for t in await store.list_tenants()]
+    assert listed == sorted(listed)
+    assert set(ids) <= set(listed)
+
+
+# -- conversations ----------------------------------------------------------------------------------
+
+
+async def test_create_sets_server_fields_and_get_returns_it(store: Store, tenant: str) -> None:
+    given = conv(tenant, title="Plans", tags=("a", "b"), message_count=99, last_seq=7, version=5)
+    stored = await store.create_conversation(given)
+    assert stored.created_at > 0 and stored.last_activity_at == stored.created_at
+    assert (stored.message_count, stored.last_seq, stored.version) == (0, 0, 1)
+    assert (stored.title, stored.tags, stored.mode) == ("Plans", ("a", "b"), Mode.DURABLE)
+    assert stored.expires_at is None
+    assert await store.get_conversation(tenant, given.id) == stored
+
+
+async def test_create_refuses_a_live_duplicate_id_but_other_tenants_may_use_it(
+    store: Store, tenant: str
+) -> None:
+    first = await store.create_conversation(conv(tenant, "same-id", title="first"))
+    with pytest.raises(Conflict) as err:
+        await store.create_conversation(conv(tenant, "same-id", title="second"))
+    assert err.value.code == "conversation_exists"
+    assert (await store.get_conversation(tenant, "same-id")).title == "first"
+
+    other = unique("t")
+    theirs = await store.create_conversation(conv(other, "same-id", title="theirs"))
+    assert theirs.tenant == other
+    assert await store.get_conversation(tenant, "same-id") == first
+
+
+async def test_get_of_unknown_or_other_tenants_conversation_is_not_found(store: Store, tenant: str) -> None:
+    mine = await store.create_conversation(conv(tenant))
+    with pytest.raises(NotFound) as err:
+        await store.get_conversation(tenant, unique("c"))
+    assert err.value.code == "not_found"
+    with pytest.raises(NotFound):
+        await store.get_conversation(unique("t"), mine.id)
+
+
+async def test_list_orders_pinned_first_then_newest_activity_then_id(store: Store, tenant: str) -> None:
+    created = []
+    for i in range(5):
+        created.append(await store.create_conversation(conv(tenant, f"c{i}")))
+        await tick()
+    await store.update_conversation(tenant, "c1", ConversationPatch(pinned=True))
+    await store.append_messages(tenant, "c0", [msg("m")])  # c0 becomes the most recently active
+
+    page = await store.list_conversations(ConversationQuery(tenant=tenant, limit=10))
+    assert [c.id for c in page.items] == ["c1", "c0", "c4", "c3", "c2"]
+    assert page.next_cursor is None
+    assert page.items == sorted(page.items, key=sort_key, reverse=True)
+
+
+async def test_list_pages_with_a_cursor_visit_each_conversation_once(store: Store, tenant: str) -> None:
+    ids = {(await store.create_conversation(conv(tenant))).id for _ in range(23)}
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = await store.list_conversations(ConversationQuery(tenant=tenant, limit=10, after=cursor))
+        pages += 1
+        seen += [c.id for c in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == len(ids) == len(set(seen))
+    assert set(seen) == ids
+    everything = await store.list_conversations(ConversationQuery(tenant=tenant, limit=100))
+    assert [c.id for c in everything.items] == seen
+
+
+async def test_list_filters(store: Store, tenant: str) -> None:
+    await store.create_conversation(conv(tenant, "plain", title="Weekly plans"))
+    await store.create_conversation(conv(tenant, "starred", title="100% sure", starred=True, tags=("work",)))
+    await store.create_conversation(
+        conv(tenant, "archived", title="Old_stuff", archived=True, tags=("work", "x"))
+    )
+    await store.create_conversation(conv(tenant, "pinned", title="PLANS for Straße", pinned=True))
+    await store.create_conversation(conv(tenant, "other-ws", workspace="w2", title="plans"))
+    await store.create_conversation(conv(tenant, "other-user", user="u2", title="plans"))
+
+    async def ids(**filters: object) -> set[str]:
+        page = await store.list_conversations(ConversationQuery(tenant=tenant, limit=50, **filters))  # type: ignore[arg-type]
+        return {c.id for c in page.items}
+
+    assert await ids() == {"plain", "starred", "archived", "pinned", "other-ws", "other-user"}
+    assert await ids(user="u1", workspace="w1") == {"plain", "starred", "archived", "pinned"}
+    assert await ids(user="u1", allowed_workspaces=frozenset({"w2"})) == {"other-ws"}
+    assert await ids(user="u1", allowed_workspaces=frozenset()) == set()
+    assert await ids(starred=True) == {"starred"}
+    assert await ids(pinned=True) == {"pinned"}
+    assert await ids(pinned=False, archived=False, user="u1") == {"plain", "starred", "other-ws"}
+    assert await ids(archived=True) == {"archived"}
+    assert await ids(tag="work") == {"starred", "archived"}
+    assert await ids(tag="x") == {"archived"}
+    assert await ids(tag="nope") == set()
+    assert await ids(text="plans", user="u1", workspace="w1") == {"plain", "pinned"}
+    assert await ids(text="STRASSE") == {"pinned"}  # case-insensitive, Unicode case folding
+    assert await ids(text="%") == {"starred"}  # LIKE wildcards are literal text
+    assert await ids(text="d_s") == {"archived"}
+    assert await ids(text="_") == {"archived"}
+    assert (await store.list_conversations(ConversationQuery(tenant=unique("t")))).items == []
+
+
+async def test_count_counts_live_conversations_per_tenant_and_user(store: Store, tenant: str) -> None:
+    for user in ("u1", "u1", "u2"):
+        await store.create_conversation(conv(tenant, user=user))
+    assert await store.count_conversations(tenant) == 3
+    assert await store.count_conversations(tenant, "u1") == 2
+    assert await store.count_conversations(tenant, "u3") == 0
+    assert await store.count_conversations(unique("t")) == 0
+
+
+async def test_update_applies_patch_and_bumps_version(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, tags=("a",)))
+    await tick()
+    updated = await store.update_conversation(
+        tenant, c.id, ConversationPatch(title="Renamed", starred=True, tags=("b", "c")), expected_version=1
+    )
+    assert (updated.title, updated.starred, updated.tags, updated.version) == ("Renamed", True, ("b", "c"), 2)
+    assert updated.last_activity_at == c.last_activity_at
+    assert await store.get_conversation(tenant, c.id) == updated
+    assert {
+        x.id for x in (await store.list_conversations(ConversationQuery(tenant=tenant, tag="c"))).items
+    } == {c.id}
+    assert (await store.list_conversations(ConversationQuery(tenant=tenant, tag="a"))).items == []
+
+    again = await store.update_conversation(tenant, c.id, ConversationPatch(archived=True))
+    assert again.version == 3 and again.archived and again.title == "Renamed"
+
+
+async def test_update_with_a_stale_version_changes_nothing(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, title="original"))
+    await store.update_conversation(tenant, c.id, ConversationPatch(starred=True), expected_version=1)
+    with pytest.raises(VersionMismatch) as err:
+        await store.update_conversation(
+            tenant, c.id, ConversationPatch(title="lost update"), expected_version=1
+        )
+    assert err.value.current_version == 2
+    current = await store.get_conversation(tenant, c.id)
+    assert (current.title, current.version) == ("original", 2)
+
+
+async def test_update_and_delete_of_unknown_or_foreign_conversation_is_not_found(
+    store: Store, tenant: str
+) -> None:
+    c = await store.create_conversation(conv(tenant))
+    other = unique("t")
+    with pytest.raises(NotFound):
+        await store.update_conversation(other, c.id, ConversationPatch(title="hijack"))
+    with pytest.raises(NotFound):
+        await store.delete_conversation(other, c.id)
+    with pytest.raises(NotFound):
+        await store.update_conversation(tenant, unique("c"), ConversationPatch(title="x"))
+    with pytest.raises(NotFound):
+        await store.delete_conversation(tenant, unique("c"))
+    assert (await store.get_conversation(tenant, c.id)).title == ""
+
+
+async def test_delete_removes_conversation_and_messages(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, tags=("t",)))
+    await store.append_messages(tenant, c.id, [msg("a"), msg("b")])
+    before = await store.get_conversation(tenant, c.id)
+    deleted = await store.delete_conversation(tenant, c.id)
+    assert deleted == before
+    with pytest.raises(NotFound):
+        await store.get_conversation(tenant, c.id)
+    assert (await store.read_messages(before)).messages == []
+    assert (await store.list_conversations(ConversationQuery(tenant=tenant, tag="t"))).items == []
+    # The id is free again, and the new conversation starts empty.
+    fresh = await store.create_conversation(conv(tenant, c.id))
+    assert fresh.last_seq == 0
+    assert (await store.read_messages(fresh)).messages == []
+    outcome = await store.append_messages(tenant, c.id, [msg("a")])
+    assert outcome.results[0].created and outcome.results[0].message.seq == 1
+
+
+# -- messages ---------------------------------------------------------------------------------------
+
+
+async def test_append_one_assigns_seq_and_updates_the_conversation(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await tick()
+    outcome = await store.append_messages(
+        tenant,
+        c.id,
+        [msg("m1", "Hello there", metadata={"k": [1, "x"]}, parts=[{"type": "text"}], usage=Usage(3, 4))],
+    )
+    (result,) = outcome.results
+    assert result.created
+    m = result.message
+    assert (m.id, m.seq, m.role, m.content, m.conversation_id) == ("m1", 1, Role.USER, "Hello there", c.id)
+    assert m.metadata == {"k": [1, "x"]} and m.parts == [{"type": "text"}] and m.usage == Usage(3, 4)
+    assert m.created_at >= c.created_at and m.status is MessageStatus.COMPLETE
+    after = outcome.conversation
+    assert (after.last_seq, after.message_count, after.preview, after.usage) == (
+        1,
+        1,
+        "Hello there",
+        Usage(3, 4),
+    )
+    assert after.last_activity_at > c.last_activity_at
+    assert after.version == c.version  # appends are not metadata changes
+    assert await store.get_conversation(tenant, c.id) == after
+
+
+async def test_append_batch_is_ordered_and_totals_usage(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    batch = [msg(f"m{i}", usage=Usage(i, 2 * i)) for i in range(1, 6)]
+    outcome = await store.append_messages(tenant, c.id, batch)
+    assert [r.message.seq for r in outcome.results] == [1, 2, 3, 4, 5]
+    assert [r.message.id for r in outcome.results] == [f"m{i}" for i in range(1, 6)]
+    assert outcome.conversation.usage == Usage(15, 30)
+    assert outcome.conversation.preview == "text of m5"
+    page = await store.read_messages(outcome.conversation)
+    assert [m.id for m in page.messages] == [f"m{i}" for i in range(1, 6)]
+
+
+async def test_preview_is_truncated(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    outcome = await store.append_messages(tenant, c.id, [msg("long", "x" * 1000)])
+    assert 0 < len(outcome.conversation.preview) < 1000
+
+
+async def test_append_with_a_known_id_returns_the_stored_message_unchanged(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    first = (await store.append_messages(tenant, c.id, [msg("m1", "original")])).results[0].message
+    for _ in range(10):
+        outcome = await store.append_messages(tenant, c.id, [msg("m1", "retried with other text")])
+        assert outcome.results[0].created is False
+        assert outcome.results[0].message == first
+    current = await store.get_conversation(tenant, c.id)
+    assert (current.last_seq, current.message_count) == (1, 1)
+    assert [m.content for m in (await store.read_messages(current)).messages] == ["original"]
+
+
+async def test_batch_mixing_known_new_and_repeated_ids(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await store.append_messages(tenant, c.id, [msg("a")])
+    outcome = await store.append_messages(tenant, c.id, [msg("b"), msg("a"), msg("c"), msg("b", "again")])
+    assert [(r.message.id, r.message.seq, r.created) for r in outcome.results] == [
+        ("b", 2, True),
+        ("a", 1, False),
+        ("c", 3, True),
+        ("b", 2, False),
+    ]
+    assert outcome.conversation.message_count == 3
+
+
+async def test_a_replay_changes_nothing_not_even_activity(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    first = await store.append_messages(tenant, c.id, [msg("a")])
+    await tick()
+    replay = await store.append_messages(tenant, c.id, [msg("a")])
+    assert replay.conversation == first.conversation == await store.get_conversation(tenant, c.id)
+
+
+async def test_append_to_unknown_or_foreign_conversation_is_not_found(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    with pytest.raises(NotFound):
+        await store.append_messages(unique("t"), c.id, [msg("x")])
+    with pytest.raises(NotFound):
+        await store.append_messages(tenant, unique("c"), [msg("x")])
+    assert (await store.get_conversation(tenant, c.id)).last_seq == 0
+
+
+async def test_fifty_concurrent_appenders_get_gapless_unique_seqs(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    outcomes = await asyncio.gather(*(store.append_messages(tenant, c.id, [msg(f"m{i}")]) for i in range(50)))
+    seqs = sorted(o.results[0].message.seq for o in outcomes)
+    assert seqs == list(range(1, 51))
+    current = await store.get_conversation(tenant, c.id)
+    assert (current.last_seq, current.message_count) == (50, 50)
+    stored = (await store.read_messages(current, limit=100)).messages
+    assert [m.seq for m in stored] == list(range(1, 51))
+    assert {m.id for m in stored} == {f"m{i}" for i in range(50)}
+
+
+async def test_concurrent_appends_of_one_id_store_it_once(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    outcomes = await asyncio.gather(*(store.append_messages(tenant, c.id, [msg("same")]) for _ in range(20)))
+    assert sum(o.results[0].created for o in outcomes) == 1
+    assert {o.results[0].message.seq for o in outcomes} == {1}
+    assert (await store.get_conversation(tenant, c.id)).message_count == 1
+
+
+async def test_message_limit_reject_is_all_or_nothing(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await store.append_messages(tenant, c.id, [msg("a"), msg("b")], max_messages=3)
+    with pytest.raises(QuotaExceeded) as err:
+        await store.append_messages(tenant, c.id, [msg("c"), msg("d")], max_messages=3)
+    assert err.value.code == "message_limit"
+    current = await store.get_conversation(tenant, c.id)
+    assert (current.last_seq, current.message_count) == (2, 2)
+    # A replay of a stored id is not a new message, so it passes even at the limit.
+    await store.append_messages(tenant, c.id, [msg("c")], max_messages=3)
+    replay = await store.append_messages(tenant, c.id, [msg("a"), msg("c")], max_messages=3)
+    assert [r.created for r in replay.results] == [False, False]
+
+
+async def test_message_limit_trim_drops_the_oldest_and_never_reuses_seqs(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    for i in range(1, 6):
+        await store.append_messages(tenant, c.id, [msg(f"m{i}")], max_messages=3, policy=LimitPolicy.TRIM)
+    outcome = await store.append_messages(
+        tenant, c.id, [msg("m6"), msg("m7")], max_messages=3, policy=LimitPolicy.TRIM
+    )
+    assert [r.message.seq for r in outcome.results] == [6, 7]
+    current = outcome.conversation
+    assert (current.last_seq, current.message_count, current.first_seq) == (7, 3, 5)
+    page = await store.read_messages(current)
+    assert [m.seq for m in page.messages] == [5, 6, 7] and page.has_more is False
+    assert (await store.read_messages(current, after=0, limit=2)).messages[0].seq == 5
+
+    # A late retry of a trimmed message is recognised, not stored again.
+    retry = await store.append_messages(tenant, c.id, [msg("m1")], max_messages=3, policy=LimitPolicy.TRIM)
+    assert retry.results[0].created is False
+    assert retry.results[0].message.seq == 1
+    assert retry.results[0].message.status is MessageStatus.TRIMMED
+    assert (await store.get_conversation(tenant, c.id)).last_seq == 7
+
+
+async def test_a_batch_larger_than_the_limit_is_refused_even_when_trimming(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    with pytest.raises(QuotaExceeded):
+        await store.append_messages(
+            tenant, c.id, [msg(f"m{i}") for i in range(4)], max_messages=3, policy=LimitPolicy.TRIM
+        )
+    assert (await store.get_conversation(tenant, c.id)).last_seq == 0
+
+
+async def test_pages_by_seq_in_both_directions(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await store.append_messages(tenant, c.id, [msg(f"m{i}") for i in range(1, 26)])
+    current = await store.get_conversation(tenant, c.id)
+
+    async def seqs(**kw: int) -> tuple[list[int], bool]:
+        page = await store.read_messages(current, **kw)
+        return [m.seq for m in page.messages], page.has_more
+
+    assert await seqs(limit=10) == (list(range(16, 26)), True)
+    assert await seqs(before=16, limit=10) == (list(range(6, 16)), True)
+    assert await seqs(before=6, limit=10) == ([1, 2, 3, 4, 5], False)
+    assert await seqs(before=1, limit=10) == ([], False)
+    assert await seqs(after=0, limit=10) == (list(range(1, 11)), True)
+    assert await seqs(after=20, limit=10) == ([21, 22, 23, 24, 25], False)
+    assert await seqs(after=25, limit=10) == ([], False)
+    assert await seqs(after=15, limit=10) == (list(range(16, 26)), False)
+    assert await seqs(limit=25) == (list(range(1, 26)), False)
+    assert await seqs(before=1000, limit=3) == ([23, 24, 25], True)
+    assert await seqs(after=5, before=9, limit=10) == ([6, 7, 8], False)
+    assert await seqs(after=5, before=20, limit=3) == ([6, 7, 8], True)
+    assert await seqs(after=5, before=6, limit=3) == ([], False)
+    assert await seqs(after=20, before=5, limit=3) == ([], False)
+
+
+async def test_reading_an_empty_conversation(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    for kw in ({}, {"before": 5}, {"after": 0}):
+        page = await store.read_messages(c, **kw)
+        assert page.messages == [] and page.has_more is False
+
+
+# -- limits -----------------------------------------------------------------------------------------
+
+
+async def test_conversation_limits_per_user_and_per_tenant(store: Store, tenant: str) -> None:
+    await store.create_conversation(conv(tenant, user="u1"), max_per_user=2)
+    await store.create_conversation(conv(tenant, user="u1"), max_per_user=2)
+    with pytest.raises(QuotaExceeded) as err:
+        await store.create_conversation(conv(tenant, user="u1"), max_per_user=2)
+    assert err.value.code == "conversation_limit"
+    await store.create_conversation(conv(tenant, user="u2"), max_per_user=2, max_per_tenant=3)
+    with pytest.raises(QuotaExceeded):
+        await store.create_conversation(conv(tenant, user="u3"), max_per_user=2, max_per_tenant=3)
+    assert await store.count_conversations(tenant) == 3
+    # Deleting frees room.
+    first = (await store.list_conversations(ConversationQuery(tenant=tenant, user="u1"))).items[0]
+    await store.delete_conversation(tenant, first.id)
+    await store.create_conversation(conv(tenant, user="u1"), max_per_user=2, max_per_tenant=3)
+
+
+async def test_concurrent_creates_never_overshoot_a_limit(store: Store, tenant: str) -> None:
+    results = await asyncio.gather(
+        *(store.create_conversation(conv(tenant), max_per_user=5) for _ in range(20)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Conversation) for r in results) == 5
+    assert all(isinstance(r, (Conversation, QuotaExceeded)) for r in results)
+    assert await store.count_conversations(tenant, "u1") == 5
+
+
+# -- expiry -----------------------------------------------------------------------------------------
+
+
+async def test_a_conversation_expires_ttl_after_its_last_write(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, ttl_ms=400))
+    assert c.expires_at == c.created_at + 400
+    await asyncio.sleep(0.25)
+    outcome = await store.append_messages(tenant, c.id, [msg("keepalive")])  # a write slides the window
+    assert outcome.conversation.expires_at == outcome.conversation.last_activity_at + 400
+    await asyncio.sleep(0.25)
+    assert (await store.get_conversation(tenant, c.id)).message_count == 1
+    await asyncio.sleep(0.3)
+    with pytest.raises(Expired) as err:
+        await store.get_conversation(tenant, c.id)
+    assert err.value.code == "expired"
+    with pytest.raises(Expired):
+        await store.append_messages(tenant, c.id, [msg("late")])
+    with pytest.raises(Expired):
+        await store.update_conversation(tenant, c.id, ConversationPatch(title="late"))
+    assert (await store.list_conversations(ConversationQuery(tenant=tenant))).items == []
+    assert await store.count_conversations(tenant) == 0
+
+
+async def test_an_expired_id_can_be_created_afresh(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, ttl_ms=100))
+    await store.append_messages(tenant, c.id, [msg("old")])
+    await asyncio.sleep(0.2)
+    fresh = await store.create_conversation(conv(tenant, c.id), max_per_user=1)
+    assert (fresh.last_seq, fresh.expires_at) == (0, None)
+    assert (await store.read_messages(fresh)).messages == []
+    outcome = await store.append_messages(tenant, c.id, [msg("old")])
+    assert outcome.results[0].created and outcome.results[0].message.seq == 1
