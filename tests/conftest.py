@@ -60,3 +60,26 @@ async def store(
 def tenant() -> str:
     """A fresh tenant id: every row a store keeps is scoped by tenant, so this isolates each test."""
     return unique("t")
+
+
+# -- a summary line per backend for the conformance suite, at the end of every run ----------------
+
+_contract_results: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/stores/test_contract.py" not in report.nodeid or "[" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        backend = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+        counts = _contract_results.setdefault(backend, {"passed": 0, "failed": 0, "skipped": 0})
+        counts[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _contract_results:
+        return
+    terminalreporter.section("store conformance suite")
+    for backend, counts in _contract_results.items():
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+        terminalreporter.write_line(f"{backend:>14}: {parts}")

@@ -6,17 +6,27 @@ validates against its schema, so the two cannot drift apart.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from chatkeep.models import Conversation, Message, Usage
 
+_seconds: dict[int, str] = {}
+
 
 def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as an ISO 8601 UTC timestamp (`2026-11-22T03:25:00.123Z`)."""
+    """Epoch milliseconds as an ISO 8601 UTC timestamp (`2026-11-22T03:25:00.123Z`).
+
+    A page of messages shares a few distinct seconds, so the formatted second is cached."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(ms, 1000)
+    prefix = _seconds.get(seconds)
+    if prefix is None:
+        if len(_seconds) >= 4096:
+            _seconds.clear()
+        prefix = _seconds[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{prefix}.{millis:03d}Z"
 
 
 def usage_json(usage: Usage) -> dict[str, int]:

@@ -42,15 +42,9 @@ class NotFound(ChatkeepError):
 
 
 class Expired(NotFound):
-    """The conversation existed but its sliding expiry window passed. Carries the owner (when the store
-    still knows it) so that the service answers `expired` to the owner and `not_found` to anyone else."""
+    """The conversation existed but its sliding expiry window passed (told only to those in its scope)."""
 
     code = "expired"
-
-    def __init__(self, detail: str, *, user: str | None = None, workspace: str | None = None) -> None:
-        super().__init__(detail)
-        self.user = user
-        self.workspace = workspace
 
 
 class Conflict(ChatkeepError):

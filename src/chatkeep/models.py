@@ -120,6 +120,23 @@ class Conversation:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose conversations a call may reach inside its tenant: one user's or anyone's (user None),
+    in some workspaces or all (workspaces None)."""
+
+    user: str | None = None
+    workspaces: frozenset[str] | None = None
+
+    def admits(self, user: str, workspace: str) -> bool:
+        return (self.user is None or user == self.user) and (
+            self.workspaces is None or workspace in self.workspaces
+        )
+
+
+ANYONE = Scope()
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message as a writer submits it; the store assigns seq and created_at."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -118,3 +119,12 @@ async def test_rate_limit_answers_429_with_retry_after_per_caller(tmp_path: Path
         assert int(limited.headers["retry-after"]) >= 1
         assert (await api.client.get("/v1/conversations", headers=bob)).status_code == 200
         assert (await api.client.get("/v1/conversations", headers=auth(key))).status_code == 200
+
+
+async def test_a_token_stops_working_when_it_expires_even_after_use(api: Api) -> None:
+    tenant, _ = await api.tenant()
+    headers = auth(issue_token(tenant, "brief", ["*"], ttl_seconds=1))
+    assert (await api.client.get("/v1/conversations", headers=headers)).status_code == 200
+    await asyncio.sleep(2.1)
+    late = await api.client.get("/v1/conversations", headers=headers)
+    assert (late.status_code, late.json()["code"]) == (401, "token_expired")

@@ -20,6 +20,7 @@ from chatkeep.models import (
     Mode,
     NewMessage,
     Role,
+    Scope,
     Tenant,
     TenantSettings,
     Usage,
@@ -515,3 +516,55 @@ async def test_an_expired_id_can_be_created_afresh(store: Store, tenant: str) ->
     assert (await store.read_messages(fresh)).messages == []
     outcome = await store.append_messages(tenant, c.id, [msg("old")])
     assert outcome.results[0].created and outcome.results[0].message.seq == 1
+
+
+# -- scope ------------------------------------------------------------------------------------------
+
+
+async def test_calls_outside_their_scope_find_nothing_and_change_nothing(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, user="alice", workspace="w1", title="hers"))
+    await store.append_messages(tenant, c.id, [msg("a")])
+    before = await store.get_conversation(tenant, c.id)
+    outsiders = [
+        Scope(user="bob"),
+        Scope(user="alice", workspaces=frozenset({"w2"})),
+        Scope(workspaces=frozenset()),
+    ]
+    for scope in outsiders:
+        with pytest.raises(NotFound) as err:
+            await store.get_conversation(tenant, c.id, scope)
+        assert type(err.value) is NotFound
+        with pytest.raises(NotFound):
+            await store.update_conversation(tenant, c.id, ConversationPatch(title="x"), scope=scope)
+        with pytest.raises(NotFound):
+            await store.append_messages(tenant, c.id, [msg("b")], scope=scope)
+        with pytest.raises(NotFound):
+            await store.delete_conversation(tenant, c.id, scope)
+    assert await store.get_conversation(tenant, c.id) == before
+    for insider in (
+        Scope(user="alice"),
+        Scope(workspaces=frozenset({"w1"})),
+        Scope(user="alice", workspaces=frozenset({"w1", "w9"})),
+    ):
+        assert await store.get_conversation(tenant, c.id, insider) == before
+    outcome = await store.append_messages(tenant, c.id, [msg("b")], scope=Scope(user="alice"))
+    assert outcome.results[0].created
+    assert (await store.delete_conversation(tenant, c.id, Scope(user="alice"))).id == c.id
+
+
+async def test_expiry_is_told_only_within_the_scope(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, user="alice", ttl_ms=50))
+    await asyncio.sleep(0.1)
+    with pytest.raises(Expired):
+        await store.get_conversation(tenant, c.id, Scope(user="alice"))
+    with pytest.raises(NotFound) as err:
+        await store.get_conversation(tenant, c.id, Scope(user="bob"))
+    assert type(err.value) is NotFound
+
+
+async def test_a_local_conversation_keeps_no_messages(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(dataclasses.replace(conv(tenant), mode=Mode.LOCAL))
+    with pytest.raises(Conflict) as err:
+        await store.append_messages(tenant, c.id, [msg("a")])
+    assert err.value.code == "local_only"
+    assert (await store.get_conversation(tenant, c.id)).message_count == 0

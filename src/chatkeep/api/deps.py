@@ -46,12 +46,12 @@ async def reject_unknown_query(request: Request) -> None:
         raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}", code="unknown_parameter")
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -59,7 +59,7 @@ def get_services(request: Request) -> Services:
 async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Principal:
-    services = get_services(request)
+    services: Services = request.app.state.services
     principal = await services.auth.authenticate(credentials.credentials if credentials else None)
     services.check_rate(principal)
     return principal

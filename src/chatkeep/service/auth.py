@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 
 from chatkeep.errors import Forbidden, Unauthenticated
-from chatkeep.models import ID_RE, Conversation, Tenant
+from chatkeep.models import ID_RE, Conversation, Scope, Tenant
 from chatkeep.stores.base import Store
 
 API_KEY_PREFIX = "ck_"
@@ -50,17 +50,18 @@ class Principal:
     def rate_key(self) -> str:
         return f"{self.tenant.id}/{self.user}" if self.user is not None else f"{self.tenant.id}/key"
 
+    @property
+    def scope(self) -> Scope:
+        """The conversations of its tenant this caller may reach."""
+        return Scope(self.user, self.workspaces)
+
     def may_use_workspace(self, workspace: str) -> bool:
         return self.workspaces is None or workspace in self.workspaces
 
-    def owns(self, user: str | None, workspace: str | None) -> bool:
-        """Whether a conversation of this user and workspace is within this caller's reach."""
-        if self.user is not None and user != self.user:
-            return False
-        return self.workspaces is None or (workspace is not None and workspace in self.workspaces)
-
     def sees(self, conversation: Conversation) -> bool:
-        return conversation.tenant == self.tenant.id and self.owns(conversation.user, conversation.workspace)
+        return conversation.tenant == self.tenant.id and self.scope.admits(
+            conversation.user, conversation.workspace
+        )
 
     def require_tenant_key(self, action: str) -> None:
         if not self.is_tenant_key:
@@ -116,13 +117,19 @@ class Authenticator:
         self, store: Store, *, cache_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._store = store
+        self._clock = clock
+        self._cache_seconds = cache_seconds
         self._by_key = _TTLCache(cache_seconds, clock)
         self._by_id = _TTLCache(cache_seconds, clock)
+        # Verified tokens: a browser sends the same token on every request, and verifying it (two
+        # decodes and an HMAC) is most of authentication's cost. Kept no longer than tenants are.
+        self._tokens: dict[str, tuple[float, int, Principal]] = {}
 
     def forget(self) -> None:
-        """Drop cached tenants (after this process changed one)."""
+        """Drop cached tenants and tokens (after this process changed a tenant)."""
         self._by_key.clear()
         self._by_id.clear()
+        self._tokens.clear()
 
     async def tenant(self, tenant_id: str) -> Tenant | None:
         known, tenant = self._by_id.get(tenant_id)
@@ -139,7 +146,17 @@ class Authenticator:
             )
         if credential.startswith(API_KEY_PREFIX):
             return await self._from_key(credential)
-        return await self._from_token(credential)
+        cached = self._tokens.get(credential)
+        if cached is not None:
+            until, expires, principal = cached
+            if self._clock() < until and time.time() < expires:
+                return principal
+            del self._tokens[credential]
+        principal, expires = await self._from_token(credential)
+        if len(self._tokens) >= 10_000:
+            self._tokens.clear()
+        self._tokens[credential] = (self._clock() + self._cache_seconds, expires, principal)
+        return principal
 
     async def _from_key(self, api_key: str) -> Principal:
         digest = hash_key(api_key)
@@ -151,7 +168,7 @@ class Authenticator:
             raise Unauthenticated("unknown API key", code="invalid_credentials")
         return Principal(tenant=tenant, user=None, workspaces=None)
 
-    async def _from_token(self, token: str) -> Principal:
+    async def _from_token(self, token: str) -> tuple[Principal, int]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -176,7 +193,8 @@ class Authenticator:
         user = claims["sub"]
         if not isinstance(user, str) or not ID_RE.match(user):
             raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
-        return Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
+        principal = Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
+        return principal, int(claims["exp"])
 
 
 def _workspaces(claim: object) -> frozenset[str] | None:

@@ -13,7 +13,6 @@ from typing import Literal
 from chatkeep import codec
 from chatkeep.errors import (
     Conflict,
-    Expired,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -162,28 +161,21 @@ class ChatService:
         except NotFound:
             return None
 
-    async def _locate(self, p: Principal, conversation_id: str) -> tuple[Store, Conversation]:
-        check_id(conversation_id, "conversation id")
-        missing = NotFound(f"conversation {conversation_id!r} not found")
-        try:
-            store, conversation = await self.stores.locate(p.tenant.id, conversation_id)
-        except Expired as exc:
-            if p.owns(exc.user, exc.workspace):
-                raise
-            raise missing from None
-        if not p.sees(conversation):
-            raise missing
-        return store, conversation
+    def _holder(self, p: Principal, conversation_id: str) -> Store:
+        return self.stores.holder(p.tenant.id, check_id(conversation_id, "conversation id"))
 
     async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation:
-        return (await self._locate(p, conversation_id))[1]
+        """The conversation, if the caller may see it; `NotFound` (or `Expired`, to its owner) otherwise."""
+        store = self._holder(p, conversation_id)
+        return await store.get_conversation(p.tenant.id, conversation_id, p.scope)
 
     async def load(
         self, p: Principal, conversation_id: str, messages: int = DEFAULT_PAGE
     ) -> tuple[Conversation, MessagePage]:
         """The reload read: the conversation and its latest messages."""
         limit = self._page_size(messages, allow_zero=True)
-        store, conversation = await self._locate(p, conversation_id)
+        store = self._holder(p, conversation_id)
+        conversation = await store.get_conversation(p.tenant.id, conversation_id, p.scope)
         if limit == 0 or conversation.message_count == 0:
             return conversation, MessagePage([], has_more=conversation.message_count > 0)
         return conversation, await store.read_messages(conversation, limit=limit)
@@ -242,19 +234,19 @@ class ChatService:
                 archived=patch.archived,
                 tags=check_tags(patch.tags),
             )
-        store, conversation = await self._locate(p, conversation_id)
-        updated = await store.update_conversation(
+        updated = await self._holder(p, conversation_id).update_conversation(
             p.tenant.id,
-            conversation.id,
+            conversation_id,
             patch,
             expected_version=None if expected_version == "*" else expected_version,
+            scope=p.scope,
         )
         await self._publish(EventType.CONVERSATION_UPDATED, updated)
         return updated
 
     async def delete_conversation(self, p: Principal, conversation_id: str) -> Conversation:
-        store, conversation = await self._locate(p, conversation_id)
-        deleted = await store.delete_conversation(p.tenant.id, conversation.id)
+        store = self._holder(p, conversation_id)
+        deleted = await store.delete_conversation(p.tenant.id, conversation_id, p.scope)
         await self._publish(EventType.CONVERSATION_DELETED, deleted)
         return deleted
 
@@ -288,13 +280,13 @@ class ChatService:
             )
             for i in inputs
         ]
-        store, conversation = await self._locate(p, conversation_id)
-        outcome = await store.append_messages(
+        outcome = await self._holder(p, conversation_id).append_messages(
             p.tenant.id,
-            conversation.id,
+            conversation_id,
             messages,
             max_messages=self.limits.max_messages_per_conversation,
             policy=self.limits.message_limit_policy,
+            scope=p.scope,
         )
         for result in outcome.results:
             if result.created:
@@ -314,7 +306,8 @@ class ChatService:
             if seq is not None and seq < 0:
                 raise InvalidInput(f"'{name}' must be a seq >= 0", code="invalid_query")
         size = self._page_size(limit)
-        store, conversation = await self._locate(p, conversation_id)
+        store = self._holder(p, conversation_id)
+        conversation = await store.get_conversation(p.tenant.id, conversation_id, p.scope)
         return await store.read_messages(conversation, before=before, after=after, limit=size)
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatkeep.models import Conversation, Mode
+from chatkeep.models import Mode
 from chatkeep.stores.base import Store
 
 
@@ -26,6 +26,6 @@ class StoreRouter:
     def for_mode(self, mode: Mode) -> Store:
         return self.durable
 
-    async def locate(self, tenant: str, conversation_id: str) -> tuple[Store, Conversation]:
-        """The store holding the conversation and the conversation; raises `NotFound` or `Expired`."""
-        return self.durable, await self.durable.get_conversation(tenant, conversation_id)
+    def holder(self, tenant: str, conversation_id: str) -> Store:
+        """The store that holds (or would hold) this conversation."""
+        return self.durable

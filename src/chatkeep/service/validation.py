@@ -72,6 +72,9 @@ def check_json(value: Any, what: str) -> Any:
         elif isinstance(node, float):
             if not math.isfinite(node):
                 raise InvalidInput(f"{what} holds a non-finite number", code="invalid_json", field=what)
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not -(2**63) <= node < 2**63:
+                raise InvalidInput(f"{what} holds an integer beyond 64 bits", code="invalid_json", field=what)
         elif isinstance(node, dict):
             for key, item in node.items():
                 check_text(key, what)

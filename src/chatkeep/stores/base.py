@@ -13,8 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from chatkeep.errors import QuotaExceeded
+from chatkeep.errors import Conflict, QuotaExceeded
 from chatkeep.models import (
+    ANYONE,
     AppendOutcome,
     AppendResult,
     Conversation,
@@ -25,7 +26,9 @@ from chatkeep.models import (
     Message,
     MessagePage,
     MessageStatus,
+    Mode,
     NewMessage,
+    Scope,
     Tenant,
     Usage,
 )
@@ -40,6 +43,10 @@ class Store(ABC):
 
     Lifecycle: construct (no I/O), `await connect()`, use, `await close()`. Driver failures surface as
     `StoreUnavailable`, never as a driver's own exception.
+
+    Scope: calls that name a conversation take a `scope` (who may reach it: a user or anyone, in
+    some workspaces or all). A conversation outside the scope is reported exactly as one that does
+    not exist (`NotFound`, never `Expired`) and is left untouched.
 
     Expiry: a conversation whose `ttl_ms` is set expires `ttl_ms` after its last write (creation,
     append, metadata update) or touch. An expired conversation behaves as gone for every call except
@@ -107,7 +114,9 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+    async def get_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
         """The conversation. Raises `NotFound`, or `Expired` if its expiry passed."""
 
     @abstractmethod
@@ -129,6 +138,7 @@ class Store(ABC):
         patch: ConversationPatch,
         *,
         expected_version: int | None = None,
+        scope: Scope = ANYONE,
     ) -> Conversation:
         """Apply `patch` (see `apply_patch`) and return the conversation with `version` increased by
         one. If `expected_version` is given and differs from the stored version, raises
@@ -136,7 +146,9 @@ class Store(ABC):
         `Expired`."""
 
     @abstractmethod
-    async def delete_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+    async def delete_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
         """Remove the conversation and all its messages; return it as it was. Raises `NotFound` or
         `Expired`."""
 
@@ -151,6 +163,7 @@ class Store(ABC):
         *,
         max_messages: int | None = None,
         policy: LimitPolicy = LimitPolicy.REJECT,
+        scope: Scope = ANYONE,
     ) -> AppendOutcome:
         """Append messages in order, all or nothing, as computed by `plan_append`.
 
@@ -160,7 +173,8 @@ class Store(ABC):
         message unchanged, with `created` False. Appending never rewrites the conversation's history.
         Raises `NotFound`, `Expired`, or `QuotaExceeded` (code `message_limit`) when the policy is
         `reject` and the new messages would exceed `max_messages`; with `trim` the oldest messages are
-        dropped instead and their seqs are never reused.
+        dropped instead and their seqs are never reused. A conversation of mode `local` keeps no
+        messages on the server: appending to it raises `Conflict` (code `local_only`).
         """
 
     @abstractmethod
@@ -203,6 +217,14 @@ def is_expired(conversation: Conversation, now: int) -> bool:
     return conversation.expires_at is not None and conversation.expires_at <= now
 
 
+def check_appendable(conversation: Conversation) -> None:
+    if conversation.mode is Mode.LOCAL:
+        raise Conflict(
+            f"conversation {conversation.id!r} is local: its messages live in the browser only",
+            code="local_only",
+        )
+
+
 def plan_append(
     conversation: Conversation,
     existing: Mapping[str, Message],
@@ -217,6 +239,7 @@ def plan_append(
     `existing` maps the ids among `messages` that the conversation already holds to their stored
     messages (trimmed ones included).
     """
+    check_appendable(conversation)
     seen: dict[str, Message] = dict(existing)
     results: list[AppendResult] = []
     inserts: list[Message] = []

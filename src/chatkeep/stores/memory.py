@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
 from chatkeep.models import (
+    ANYONE,
     AppendOutcome,
     Conversation,
     ConversationPage,
@@ -17,6 +18,7 @@ from chatkeep.models import (
     Message,
     MessagePage,
     NewMessage,
+    Scope,
     Tenant,
     cursor_key,
     cursor_of,
@@ -89,13 +91,12 @@ class MemoryStore(Store):
     def _live(self, now: int) -> list[Conversation]:
         return [e.conversation for e in self._entries.values() if not is_expired(e.conversation, now)]
 
-    def _entry(self, tenant: str, conversation_id: str) -> _Entry:
+    def _entry(self, tenant: str, conversation_id: str, scope: Scope = ANYONE) -> _Entry:
         entry = self._entries.get((tenant, conversation_id))
-        if entry is None:
+        if entry is None or not scope.admits(entry.conversation.user, entry.conversation.workspace):
             raise NotFound(f"conversation {conversation_id!r} not found")
         if is_expired(entry.conversation, self._clock()):
-            c = entry.conversation
-            raise Expired(f"conversation {conversation_id!r} expired", user=c.user, workspace=c.workspace)
+            raise Expired(f"conversation {conversation_id!r} expired")
         return entry
 
     async def create_conversation(
@@ -121,8 +122,10 @@ class MemoryStore(Store):
         self._entries[key] = _Entry(stored)
         return stored
 
-    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
-        return self._entry(tenant, conversation_id).conversation
+    async def get_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        return self._entry(tenant, conversation_id, scope).conversation
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         found = [c for c in self._live(self._clock()) if matches(c, query)]
@@ -146,8 +149,9 @@ class MemoryStore(Store):
         patch: ConversationPatch,
         *,
         expected_version: int | None = None,
+        scope: Scope = ANYONE,
     ) -> Conversation:
-        entry = self._entry(tenant, conversation_id)
+        entry = self._entry(tenant, conversation_id, scope)
         current = entry.conversation
         if expected_version is not None and expected_version != current.version:
             raise VersionMismatch(
@@ -157,8 +161,10 @@ class MemoryStore(Store):
         entry.conversation = apply_patch(current, patch, self._clock())
         return entry.conversation
 
-    async def delete_conversation(self, tenant: str, conversation_id: str) -> Conversation:
-        entry = self._entry(tenant, conversation_id)
+    async def delete_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        entry = self._entry(tenant, conversation_id, scope)
         del self._entries[(tenant, conversation_id)]
         return entry.conversation
 
@@ -172,8 +178,9 @@ class MemoryStore(Store):
         *,
         max_messages: int | None = None,
         policy: LimitPolicy = LimitPolicy.REJECT,
+        scope: Scope = ANYONE,
     ) -> AppendOutcome:
-        entry = self._entry(tenant, conversation_id)
+        entry = self._entry(tenant, conversation_id, scope)
         existing = {m.id: entry.messages[entry.seq_by_id[m.id]] for m in messages if m.id in entry.seq_by_id}
         plan = plan_append(
             entry.conversation, existing, messages, self._clock(), max_messages=max_messages, policy=policy

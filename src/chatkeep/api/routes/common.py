@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 
 from chatkeep.api.schemas import Problem
@@ -29,6 +30,13 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Problem, "description": PROBLEM_STATUSES[s]} for s in sorted(wanted)}
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: several times faster than the standard library on message pages."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON answer built by `chatkeep.codec`, sent as is (its shape is checked by the tests)."""
-    return JSONResponse(body, status_code=status, headers=headers)
+    return FastJSONResponse(body, status_code=status, headers=headers)

@@ -1,27 +1,33 @@
-"""SqlStore: SQLite and PostgreSQL through one code path (SQLAlchemy 2 Core, async)."""
+"""SqlStore: SQLite and PostgreSQL through one code path (SQLAlchemy 2 Core).
+
+Every operation is one function in `ops` over a SQLAlchemy Connection. This module only decides how
+such a function runs:
+
+- SQLite: on a worker thread with the standard sqlite3 driver, so one operation costs one thread hop
+  however many statements it runs. Writes go through one connection and one thread
+  (`GroupCommitWriter`: SQLite allows one writer, and writes queued together share one commit);
+  reads go through a small pool of WAL readers in autocommit.
+- PostgreSQL: on the event loop through asyncpg, via `AsyncConnection.run_sync`. Writes run in READ
+  COMMITTED transactions (appends lock their conversation row); reads run in autocommit, so a read
+  is one round trip.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import functools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chatkeep.errors import (
-    ChatkeepError,
-    ConfigError,
-    Conflict,
-    Expired,
-    NotFound,
-    StoreUnavailable,
-    VersionMismatch,
-)
+from chatkeep.errors import ChatkeepError, ConfigError, StoreUnavailable
 from chatkeep.models import (
+    ANYONE,
     ID_RE,
     AppendOutcome,
     Conversation,
@@ -29,37 +35,26 @@ from chatkeep.models import (
     ConversationPatch,
     ConversationQuery,
     LimitPolicy,
-    Message,
     MessagePage,
-    MessageStatus,
-    Mode,
     NewMessage,
-    Role,
+    Scope,
     Tenant,
-    TenantSettings,
-    Usage,
-    cursor_of,
     now_ms,
 )
-from chatkeep.stores.base import (
-    Store,
-    apply_patch,
-    check_quota,
-    fold,
-    fresh_conversation,
-    is_expired,
-    plan_append,
-)
-from chatkeep.stores.sql.schema import conversation_tags, conversations, messages, tenants
+from chatkeep.stores.base import Store
+from chatkeep.stores.sql import ops
+from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
+
+T = TypeVar("T")
+Operation = Callable[[sa.Connection], T]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
-# First key of the PostgreSQL advisory locks chatkeep takes ("ck").
-ADVISORY_NAMESPACE = 0x636B
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
 
 
 class SqlStore(Store):
@@ -67,17 +62,11 @@ class SqlStore(Store):
 
     URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`,
     `postgresql://user:pass@host:5432/db`. Options as query parameters: `pool_size` (both),
-    `synchronous` (SQLite: FULL by default, so a write acknowledged is on disk), `schema`
-    (PostgreSQL: tables live in this schema, created by `migrate`).
-
-    SQLite writes go through one connection in `BEGIN IMMEDIATE` transactions (serialised in-process
-    by a lock, across processes by SQLite), reads through a pool of WAL readers. PostgreSQL appends
-    lock the conversation row, which serialises appenders of one conversation and nothing else.
+    `synchronous` (SQLite: FULL by default, so an acknowledged write is on disk), `schema`
+    (PostgreSQL: tables live in this schema, created by `migrate`), `max_overflow` (PostgreSQL).
     """
 
-    def __init__(
-        self, url: StoreURL | str, *, engine: AsyncEngine | None = None, clock: Callable[[], int] = now_ms
-    ) -> None:
+    def __init__(self, url: StoreURL | str, *, clock: Callable[[], int] = now_ms) -> None:
         self.url = url if isinstance(url, StoreURL) else StoreURL.parse(url)
         if self.url.scheme in SQLITE_SCHEMES:
             self.dialect = "sqlite"
@@ -89,10 +78,14 @@ class SqlStore(Store):
         if self.schema is not None and not ID_RE.match(self.schema):
             raise ConfigError(f"schema name {self.schema!r} is not a plain identifier")
         self._clock = clock
-        self._engine = engine
-        self._write_engine = engine
-        self._owns_engines = engine is None
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        # SQLite
+        self._readers: sa.Engine | None = None
+        self._writer: sa.Engine | None = None
+        self._read_threads: ThreadPoolExecutor | None = None
+        self._write_queue: GroupCommitWriter | None = None
+        # PostgreSQL
+        self._engine: AsyncEngine | None = None
+        self._read_engine: AsyncEngine | None = None
 
     def __repr__(self) -> str:
         return f"SqlStore({self.url.redacted!r})"
@@ -100,36 +93,14 @@ class SqlStore(Store):
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        if self._engine is None:
-            if self.dialect == "sqlite":
-                self._engine, self._write_engine = self._sqlite_engines()
-            else:
-                self._engine = self._write_engine = self._postgres_engine()
+        if self.dialect == "sqlite" and self._readers is None:
+            self._open_sqlite()
+        elif self.dialect == "postgresql" and self._engine is None:
+            self._open_postgres()
         await self.ping()
 
-    async def close(self) -> None:
-        if self._owns_engines:
-            for engine in {self._engine, self._write_engine}:
-                if engine is not None:
-                    await engine.dispose()
-            self._engine = self._write_engine = None
-
-    async def ping(self) -> None:
-        async with self._read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-
-    async def migrate(self) -> None:
-        async with self._write() as conn:
-            if self.dialect == "postgresql":
-                await conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": ADVISORY_NAMESPACE}
-                )
-                if self.schema:
-                    await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
-            await conn.run_sync(_upgrade)
-
-    def _sqlite_engines(self) -> tuple[AsyncEngine, AsyncEngine]:
-        url = sa.make_url(self.url.without_options()).set(drivername="sqlite+aiosqlite")
+    def _open_sqlite(self) -> None:
+        url = sa.make_url(self.url.without_options()).set(drivername="sqlite")
         if not url.database or url.database == ":memory:":
             raise ConfigError(
                 "SQLite needs a file path (sqlite:///./chatkeep.db); use memory:// for RAM only"
@@ -138,106 +109,113 @@ class SqlStore(Store):
         synchronous = self.url.options.get("synchronous", "FULL").upper()
         if synchronous not in SQLITE_SYNCHRONOUS:
             raise ConfigError(f"synchronous={synchronous!r}: use one of {sorted(SQLITE_SYNCHRONOUS)}")
-        readers = _sqlite_engine(url, "BEGIN", synchronous, pool_size=self.url.int_option("pool_size", 4))
-        writer = _sqlite_engine(url, "BEGIN IMMEDIATE", synchronous, pool_size=1)
-        return readers, writer
+        readers = self.url.int_option("pool_size", 4)
+        self._readers = _sqlite_engine(url, synchronous, pool_size=readers, begin=None)
+        self._writer = _sqlite_engine(url, synchronous, pool_size=1, begin="BEGIN IMMEDIATE")
+        self._read_threads = ThreadPoolExecutor(readers, thread_name_prefix="chatkeep-sqlite-read")
+        self._write_queue = GroupCommitWriter(self._writer)
 
-    def _postgres_engine(self) -> AsyncEngine:
+    def _open_postgres(self) -> None:
         url = sa.make_url(self.url.without_options()).set(drivername="postgresql+asyncpg")
         connect_args: dict[str, Any] = {"timeout": 10}
         if self.schema:
             connect_args["server_settings"] = {"search_path": self.schema}
-        return create_async_engine(
+        # No pre-ping (a round trip per checkout): a dropped connection fails its call with
+        # StoreUnavailable, SQLAlchemy discards the pool's stale connections, and reads retry once.
+        self._engine = create_async_engine(
             url,
             pool_size=self.url.int_option("pool_size", 10),
             max_overflow=self.url.int_option("max_overflow", 10),
-            pool_pre_ping=True,
+            pool_recycle=1800,
             connect_args=connect_args,
         )
+        self._read_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
-    @contextlib.asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except ChatkeepError:
-            raise
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable(f"{self.url.redacted} dropped the connection") from exc
-            raise
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._write_queue is not None:
+            await loop.run_in_executor(None, self._write_queue.stop)
+        if self._read_threads is not None:
+            await loop.run_in_executor(None, self._read_threads.shutdown)
+        for sync_engine in (self._readers, self._writer):
+            if sync_engine is not None:
+                sync_engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
+        self._readers = self._writer = self._engine = self._read_engine = None
+        self._read_threads = None
+        self._write_queue = None
 
-    @contextlib.asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        if self._engine is None:
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
+
+    async def migrate(self) -> None:
+        await self._run(functools.partial(_upgrade, schema=self.schema), write=True)
+
+    # -- running operations -----------------------------------------------------------------------
+
+    async def _run(self, operation: Operation[T], *, write: bool = False) -> T:
+        """Run one operation (a transaction when writing), mapping driver failures to
+        StoreUnavailable. Reads are retried once on a connection that turned out to be dead."""
+        for attempt in (1, 2):
+            try:
+                if self.dialect == "sqlite":
+                    return await self._run_sqlite(operation, write)
+                return await self._run_postgres(operation, write)
+            except ChatkeepError:
+                raise
+            except sa.exc.DBAPIError as exc:
+                if exc.connection_invalidated and not write and attempt == 1:
+                    continue
+                if exc.connection_invalidated or isinstance(exc, DRIVER_ERRORS):
+                    raise StoreUnavailable(
+                        f"{self.url.redacted} is unavailable ({type(exc).__name__})"
+                    ) from exc
+                raise
+            except DRIVER_ERRORS as exc:
+                raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run_sqlite(self, operation: Operation[T], write: bool) -> T:
+        if write:
+            if self._write_queue is None:
+                raise StoreUnavailable(f"{self.url.redacted} is not connected")
+            return await self._write_queue.submit(operation)
+        engine, threads = self._readers, self._read_threads
+        if engine is None or threads is None:
             raise StoreUnavailable(f"{self.url.redacted} is not connected")
-        async with self._guard(), self._engine.connect() as conn:
-            yield conn
 
-    @contextlib.asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_engine is None:
+        def call() -> T:
+            with engine.connect() as conn:
+                return operation(conn)
+
+        return await asyncio.get_running_loop().run_in_executor(threads, call)
+
+    async def _run_postgres(self, operation: Operation[T], write: bool) -> T:
+        engine = self._engine if write else self._read_engine
+        if engine is None:
             raise StoreUnavailable(f"{self.url.redacted} is not connected")
-        async with self._guard(), self._write_lock or contextlib.nullcontext():
-            async with self._write_engine.begin() as conn:
-                yield conn
+        async with engine.begin() if write else engine.connect() as conn:
+            return await conn.run_sync(operation)
 
     # -- tenants ----------------------------------------------------------------------------------
 
     async def create_tenant(self, tenant: Tenant) -> None:
-        try:
-            async with self._write() as conn:
-                await conn.execute(sa.insert(tenants).values(**_tenant_values(tenant)))
-        except sa.exc.IntegrityError:
-            raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists") from None
+        await self._run(lambda conn: ops.create_tenant(conn, tenant), write=True)
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        return await self._one_tenant(tenants.c.id == tenant_id)
+        return await self._run(lambda conn: ops.find_tenant(conn, "id", tenant_id))
 
     async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
-        return await self._one_tenant(tenants.c.api_key_hash == key_hash)
-
-    async def _one_tenant(self, condition: sa.ColumnElement[bool]) -> Tenant | None:
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(tenants).where(condition))).first()
-        return None if row is None else _tenant(row)
+        return await self._run(lambda conn: ops.find_tenant(conn, "api_key_hash", key_hash))
 
     async def list_tenants(self) -> list[Tenant]:
-        async with self._read() as conn:
-            rows = await conn.execute(sa.select(tenants).order_by(tenants.c.id))
-        return [_tenant(row) for row in rows]
+        return await self._run(ops.list_tenants)
 
     async def update_tenant(self, tenant: Tenant) -> None:
-        async with self._write() as conn:
-            values = _tenant_values(tenant)
-            result = await conn.execute(sa.update(tenants).where(tenants.c.id == tenant.id).values(**values))
-            if result.rowcount == 0:
-                raise NotFound(f"tenant {tenant.id!r} not found")
+        await self._run(lambda conn: ops.update_tenant(conn, tenant), write=True)
 
     # -- conversations ----------------------------------------------------------------------------
-
-    async def _load(
-        self, conn: AsyncConnection, tenant: str, conversation_id: str, *, for_update: bool = False
-    ) -> Conversation:
-        stmt = sa.select(conversations).where(_conversation_key(tenant, conversation_id))
-        if for_update:
-            stmt = stmt.with_for_update()
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"conversation {conversation_id!r} not found")
-        conversation = _conversation(row)
-        if is_expired(conversation, self._clock()):
-            c = conversation
-            raise Expired(f"conversation {conversation_id!r} expired", user=c.user, workspace=c.workspace)
-        return conversation
-
-    async def _count(self, conn: AsyncConnection, tenant: str, user: str | None, now: int) -> int:
-        c = conversations.c
-        stmt = sa.select(sa.func.count()).where(c.tenant_id == tenant, _live(now))
-        if user is not None:
-            stmt = stmt.where(c.user_id == user)
-        return int((await conn.execute(stmt)).scalar_one())
 
     async def create_conversation(
         self,
@@ -246,82 +224,25 @@ class SqlStore(Store):
         max_per_tenant: int | None = None,
         max_per_user: int | None = None,
     ) -> Conversation:
-        now = self._clock()
-        try:
-            async with self._write() as conn:
-                if self.dialect == "postgresql" and (max_per_tenant is not None or max_per_user is not None):
-                    # Serialise this tenant's creates so the count and the insert are one step.
-                    await conn.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:tenant))"),
-                        {"ns": ADVISORY_NAMESPACE, "tenant": conversation.tenant},
-                    )
-                try:
-                    await self._load(conn, conversation.tenant, conversation.id, for_update=True)
-                    raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists")
-                except Expired:
-                    await _purge(conn, conversation.tenant, conversation.id)
-                except NotFound:
-                    pass
-                check_quota(
-                    await self._count(conn, conversation.tenant, None, now)
-                    if max_per_tenant is not None
-                    else 0,
-                    await self._count(conn, conversation.tenant, conversation.user, now)
-                    if max_per_user is not None
-                    else 0,
-                    max_per_tenant,
-                    max_per_user,
-                )
-                stored = fresh_conversation(conversation, now)
-                await conn.execute(sa.insert(conversations).values(**_conversation_values(stored)))
-                await _write_tags(conn, stored)
-                return stored
-        except sa.exc.IntegrityError:
-            raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists") from None
+        return await self._run(
+            lambda conn: ops.create_conversation(
+                conn, conversation, self._clock(), max_per_tenant, max_per_user
+            ),
+            write=True,
+        )
 
-    async def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
-        async with self._read() as conn:
-            return await self._load(conn, tenant, conversation_id)
+    async def get_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        return await self._run(
+            lambda conn: ops.load(conn, tenant, conversation_id, self._clock(), scope=scope)
+        )
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
-        c = conversations.c
-        stmt = sa.select(conversations).where(c.tenant_id == query.tenant, _live(self._clock()))
-        if query.user is not None:
-            stmt = stmt.where(c.user_id == query.user)
-        if query.allowed_workspaces is not None:
-            stmt = stmt.where(c.workspace.in_(sorted(query.allowed_workspaces)))
-        if query.workspace is not None:
-            stmt = stmt.where(c.workspace == query.workspace)
-        for column, wanted in (
-            (c.starred, query.starred),
-            (c.pinned, query.pinned),
-            (c.archived, query.archived),
-        ):
-            if wanted is not None:
-                stmt = stmt.where(column == wanted)
-        if query.tag is not None:
-            t = conversation_tags.c
-            stmt = stmt.where(
-                sa.exists().where(t.tenant_id == c.tenant_id, t.conversation_id == c.id, t.tag == query.tag)
-            )
-        if query.text:
-            stmt = stmt.where(c.title_folded.like(f"%{_escape_like(fold(query.text))}%", escape="\\"))
-        if query.after is not None:
-            a = query.after
-            stmt = stmt.where(
-                sa.tuple_(c.pinned, c.last_activity_at, c.id)
-                < sa.tuple_(sa.literal(a.pinned), sa.literal(a.last_activity_at), sa.literal(a.id))
-            )
-        stmt = stmt.order_by(c.pinned.desc(), c.last_activity_at.desc(), c.id.desc()).limit(query.limit + 1)
-        async with self._read() as conn:
-            items = [_conversation(row) for row in await conn.execute(stmt)]
-        more = len(items) > query.limit
-        items = items[: query.limit]
-        return ConversationPage(items, cursor_of(items[-1]) if more and items else None)
+        return await self._run(lambda conn: ops.list_conversations(conn, query, self._clock()))
 
     async def count_conversations(self, tenant: str, user: str | None = None) -> int:
-        async with self._read() as conn:
-            return await self._count(conn, tenant, user, self._clock())
+        return await self._run(lambda conn: ops.count(conn, tenant, user, self._clock()))
 
     async def update_conversation(
         self,
@@ -330,29 +251,22 @@ class SqlStore(Store):
         patch: ConversationPatch,
         *,
         expected_version: int | None = None,
+        scope: Scope = ANYONE,
     ) -> Conversation:
-        async with self._write() as conn:
-            current = await self._load(conn, tenant, conversation_id, for_update=True)
-            if expected_version is not None and expected_version != current.version:
-                raise VersionMismatch(
-                    f"conversation {conversation_id!r} is at version {current.version}",
-                    current_version=current.version,
-                )
-            updated = apply_patch(current, patch, self._clock())
-            values = _conversation_values(updated)
-            await conn.execute(
-                sa.update(conversations).where(_conversation_key(tenant, conversation_id)).values(**values)
-            )
-            if patch.tags is not None:
-                await conn.execute(sa.delete(conversation_tags).where(_tags_key(tenant, conversation_id)))
-                await _write_tags(conn, updated)
-            return updated
+        return await self._run(
+            lambda conn: ops.update_conversation(
+                conn, tenant, conversation_id, patch, expected_version, self._clock(), scope
+            ),
+            write=True,
+        )
 
-    async def delete_conversation(self, tenant: str, conversation_id: str) -> Conversation:
-        async with self._write() as conn:
-            current = await self._load(conn, tenant, conversation_id, for_update=True)
-            await _purge(conn, tenant, conversation_id)
-            return current
+    async def delete_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        return await self._run(
+            lambda conn: ops.delete_conversation(conn, tenant, conversation_id, self._clock(), scope),
+            write=True,
+        )
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -360,55 +274,18 @@ class SqlStore(Store):
         self,
         tenant: str,
         conversation_id: str,
-        messages_: Sequence[NewMessage],
+        messages: Sequence[NewMessage],
         *,
         max_messages: int | None = None,
         policy: LimitPolicy = LimitPolicy.REJECT,
+        scope: Scope = ANYONE,
     ) -> AppendOutcome:
-        m = messages.c
-        async with self._write() as conn:
-            # The row lock serialises appenders of this conversation: seq stays gapless and the
-            # idempotency lookup below cannot race another insert of the same id.
-            current = await self._load(conn, tenant, conversation_id, for_update=True)
-            ids = sorted({new.id for new in messages_})
-            rows = await conn.execute(
-                sa.select(messages).where(_messages_key(tenant, conversation_id), m.id.in_(ids))
-            )
-            existing = {row.id: _message(row) for row in rows}
-            plan = plan_append(
-                current, existing, messages_, self._clock(), max_messages=max_messages, policy=policy
-            )
-            if plan.trim_below is not None:
-                await conn.execute(
-                    sa.update(messages)
-                    .where(
-                        _messages_key(tenant, conversation_id),
-                        m.seq >= current.first_seq,
-                        m.seq < plan.trim_below,
-                    )
-                    .values(
-                        content="", parts=sa.null(), metadata=sa.null(), status=MessageStatus.TRIMMED.value
-                    )
-                )
-            if plan.inserts:
-                await conn.execute(
-                    sa.insert(messages), [_message_values(tenant, msg) for msg in plan.inserts]
-                )
-                after = plan.conversation
-                await conn.execute(
-                    sa.update(conversations)
-                    .where(_conversation_key(tenant, conversation_id))
-                    .values(
-                        last_seq=after.last_seq,
-                        message_count=after.message_count,
-                        last_activity_at=after.last_activity_at,
-                        preview=after.preview,
-                        input_tokens=after.usage.input_tokens,
-                        output_tokens=after.usage.output_tokens,
-                        expires_at=after.expires_at,
-                    )
-                )
-            return AppendOutcome(plan.conversation, plan.results)
+        return await self._run(
+            lambda conn: ops.append_messages(
+                conn, tenant, conversation_id, messages, self._clock(), max_messages, policy, scope
+            ),
+            write=True,
+        )
 
     async def read_messages(
         self,
@@ -418,31 +295,15 @@ class SqlStore(Store):
         after: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
-        m = messages.c
-        stmt = sa.select(messages).where(
-            _messages_key(conversation.tenant, conversation.id),
-            m.seq >= conversation.first_seq,
-            m.status != MessageStatus.TRIMMED.value,
-        )
-        ascending = after is not None
-        if before is not None:
-            stmt = stmt.where(m.seq < before)
-        if after is not None:
-            stmt = stmt.where(m.seq > after).order_by(m.seq.asc())
-        else:
-            stmt = stmt.order_by(m.seq.desc())
-        async with self._read() as conn:
-            found = [_message(row) for row in await conn.execute(stmt.limit(limit + 1))]
-        page = found[:limit]
-        if not ascending:
-            page.reverse()
-        return MessagePage(page, has_more=len(found) > limit)
+        return await self._run(lambda conn: ops.read_messages(conn, conversation, before, after, limit))
 
 
-def _sqlite_engine(url: sa.URL, begin: str, synchronous: str, *, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+def _sqlite_engine(url: sa.URL, synchronous: str, *, pool_size: int, begin: str | None) -> sa.Engine:
+    engine = sa.create_engine(
+        url, pool_size=pool_size, max_overflow=0, connect_args={"check_same_thread": False}
+    )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # chatkeep emits BEGIN itself (below); the driver must not start or end transactions.
         dbapi_connection.isolation_level = None
@@ -452,161 +313,25 @@ def _sqlite_engine(url: sa.URL, begin: str, synchronous: str, *, pool_size: int)
         cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
-    def on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql(begin)
+    if begin is not None:
+
+        @event.listens_for(engine, "begin")
+        def on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(begin)
 
     return engine
 
 
-def _upgrade(connection: sa.Connection) -> None:
+def _upgrade(connection: sa.Connection, *, schema: str | None) -> None:
     from alembic import command
     from alembic.config import Config
 
+    if connection.dialect.name == "postgresql":
+        # One migrator at a time, however many instances start together.
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": ops.ADVISORY_NAMESPACE})
+        if schema:
+            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
-
-
-def _live(now: int) -> sa.ColumnElement[bool]:
-    c = conversations.c
-    return sa.or_(c.expires_at.is_(None), c.expires_at > now)
-
-
-def _conversation_key(tenant: str, conversation_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(conversations.c.tenant_id == tenant, conversations.c.id == conversation_id)
-
-
-def _messages_key(tenant: str, conversation_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(messages.c.tenant_id == tenant, messages.c.conversation_id == conversation_id)
-
-
-def _tags_key(tenant: str, conversation_id: str) -> sa.ColumnElement[bool]:
-    t = conversation_tags.c
-    return sa.and_(t.tenant_id == tenant, t.conversation_id == conversation_id)
-
-
-async def _purge(conn: AsyncConnection, tenant: str, conversation_id: str) -> None:
-    await conn.execute(sa.delete(messages).where(_messages_key(tenant, conversation_id)))
-    await conn.execute(sa.delete(conversation_tags).where(_tags_key(tenant, conversation_id)))
-    await conn.execute(sa.delete(conversations).where(_conversation_key(tenant, conversation_id)))
-
-
-async def _write_tags(conn: AsyncConnection, conversation: Conversation) -> None:
-    if conversation.tags:
-        await conn.execute(
-            sa.insert(conversation_tags),
-            [
-                {"tenant_id": conversation.tenant, "conversation_id": conversation.id, "tag": t}
-                for t in conversation.tags
-            ],
-        )
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _tenant(row: sa.Row[Any]) -> Tenant:
-    return Tenant(
-        id=row.id,
-        name=row.name,
-        api_key_hash=row.api_key_hash,
-        token_secret=row.token_secret,
-        created_at=row.created_at,
-        settings=TenantSettings.from_json(row.settings),
-    )
-
-
-def _tenant_values(tenant: Tenant) -> dict[str, Any]:
-    return {
-        "id": tenant.id,
-        "name": tenant.name,
-        "api_key_hash": tenant.api_key_hash,
-        "token_secret": tenant.token_secret,
-        "settings": tenant.settings.to_json(),
-        "created_at": tenant.created_at,
-    }
-
-
-def _conversation(row: sa.Row[Any]) -> Conversation:
-    return Conversation(
-        tenant=row.tenant_id,
-        id=row.id,
-        workspace=row.workspace,
-        user=row.user_id,
-        mode=Mode(row.mode),
-        title=row.title,
-        created_at=row.created_at,
-        last_activity_at=row.last_activity_at,
-        starred=bool(row.starred),
-        pinned=bool(row.pinned),
-        archived=bool(row.archived),
-        tags=tuple(row.tags),
-        message_count=row.message_count,
-        last_seq=row.last_seq,
-        preview=row.preview,
-        usage=Usage(row.input_tokens, row.output_tokens),
-        version=row.version,
-        ttl_ms=row.ttl_ms,
-        expires_at=row.expires_at,
-    )
-
-
-def _conversation_values(c: Conversation) -> dict[str, Any]:
-    return {
-        "tenant_id": c.tenant,
-        "id": c.id,
-        "workspace": c.workspace,
-        "user_id": c.user,
-        "mode": c.mode.value,
-        "title": c.title,
-        "title_folded": fold(c.title),
-        "created_at": c.created_at,
-        "last_activity_at": c.last_activity_at,
-        "starred": c.starred,
-        "pinned": c.pinned,
-        "archived": c.archived,
-        "tags": list(c.tags),
-        "message_count": c.message_count,
-        "last_seq": c.last_seq,
-        "preview": c.preview,
-        "input_tokens": c.usage.input_tokens,
-        "output_tokens": c.usage.output_tokens,
-        "version": c.version,
-        "ttl_ms": c.ttl_ms,
-        "expires_at": c.expires_at,
-    }
-
-
-def _message(row: sa.Row[Any]) -> Message:
-    return Message(
-        conversation_id=row.conversation_id,
-        id=row.id,
-        seq=row.seq,
-        role=Role(row.role),
-        content=row.content,
-        created_at=row.created_at,
-        parts=row.parts,
-        metadata=row._mapping["metadata"],
-        usage=Usage(row.input_tokens, row.output_tokens),
-        status=MessageStatus(row.status),
-    )
-
-
-def _message_values(tenant: str, m: Message) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant,
-        "conversation_id": m.conversation_id,
-        "seq": m.seq,
-        "id": m.id,
-        "role": m.role.value,
-        "content": m.content,
-        "parts": m.parts,
-        "metadata": m.metadata,
-        "input_tokens": m.usage.input_tokens,
-        "output_tokens": m.usage.output_tokens,
-        "created_at": m.created_at,
-        "status": m.status.value,
-    }

@@ -1,0 +1,249 @@
+"""chatkeep benchmarks: the real server in a subprocess, driven over HTTP from this process.
+
+    python bench/run.py                      # SQLite and PostgreSQL
+    python bench/run.py --backends sqlite    # one backend
+    python bench/run.py --quick              # smaller runs, for a smoke check
+
+Reports medians and percentiles measured in one run; the client and the server share the machine,
+so absolute numbers are a floor, and the ratios between rows are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import services  # noqa: E402
+from tests.conftest import drop_schema  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+
+from bench.client import Connection  # noqa: E402
+
+
+@dataclass
+class Result:
+    name: str
+    values: dict[str, str]
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+class Bench:
+    def __init__(self, url: str, quick: bool) -> None:
+        self.url = url
+        self.quick = quick
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        self.client = httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
+        self.headers: dict[str, str] = {}
+
+    async def start(self) -> None:
+        token = (await self.client.get("/v1/dev/token", params={"user": "bench"})).json()["token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def conversation(self) -> str:
+        cid = f"bench-{uuid.uuid4().hex[:12]}"
+        response = await self.client.post(
+            "/v1/conversations", json={"workspace": "bench", "id": cid}, headers=self.headers
+        )
+        response.raise_for_status()
+        return cid
+
+    def connection(self) -> Connection:
+        host, _, port = self.url.removeprefix("http://").partition(":")
+        return Connection(host, int(port))
+
+    async def append(self, conn: Connection, cid: str, text: str) -> float:
+        started = time.perf_counter()
+        status, body = await conn.request(
+            "POST",
+            f"/v1/conversations/{cid}/messages",
+            json={"id": uuid.uuid4().hex, "role": "user", "content": text},
+            headers=self.headers,
+        )
+        elapsed = time.perf_counter() - started
+        if status != 201:
+            raise RuntimeError(f"append answered {status}: {body[:300]!r}")
+        return elapsed
+
+    async def appends(self, clients: int, per_client: int) -> Result:
+        conversations = [await self.conversation() for _ in range(clients)]
+        latencies: list[float] = []
+
+        async def client(cid: str) -> None:
+            async with self.connection() as conn:
+                for i in range(per_client):
+                    latencies.append(await self.append(conn, cid, f"message {i} " + "lorem ipsum " * 10))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(cid) for cid in conversations))
+        elapsed = time.perf_counter() - started
+        total = clients * per_client
+        return Result(
+            f"append, {clients} client{'s' if clients > 1 else ''}",
+            {
+                "throughput": f"{total / elapsed:,.0f} msg/s",
+                "p50": ms(statistics.median(latencies)),
+                "p99": ms(percentile(latencies, 99)),
+                "n": str(total),
+            },
+        )
+
+    async def seed(self, cid: str, count: int) -> None:
+        """Fill a conversation through the batch endpoint, 100 messages a request, 4 requests at a time."""
+        batches = [
+            {
+                "messages": [
+                    {
+                        "id": f"s{i + j}",
+                        "role": "user" if (i + j) % 2 else "assistant",
+                        "content": f"seed {i + j} " * 8,
+                    }
+                    for j in range(min(100, count - i))
+                ]
+            }
+            for i in range(0, count, 100)
+        ]
+        semaphore = asyncio.Semaphore(4)
+
+        async def send(batch: dict[str, Any]) -> None:
+            async with semaphore:
+                response = await self.client.post(
+                    f"/v1/conversations/{cid}/messages:batch", json=batch, headers=self.headers
+                )
+                response.raise_for_status()
+
+        await asyncio.gather(*(send(b) for b in batches))
+
+    async def timed(self, conn: Connection, path: str, repeats: int) -> list[float]:
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            status, body = await conn.request("GET", path, headers=self.headers)
+            samples.append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"GET {path} answered {status}: {body[:300]!r}")
+        return samples
+
+    async def reloads(self, lengths: list[int]) -> list[Result]:
+        conversations = {}
+        for length in lengths:
+            cid = await self.conversation()
+            seeding = time.perf_counter()
+            await self.seed(cid, length)
+            print(f"    seeded {length:,} messages in {time.perf_counter() - seeding:.1f} s", file=sys.stderr)
+            conversations[length] = cid
+        repeats = 50 if self.quick else 200
+        rounds: dict[int, list[float]] = {length: [] for length in lengths}
+        # Interleave the lengths so that machine noise hits each of them alike.
+        async with self.connection() as conn:
+            for _ in range(4):
+                for length, cid in conversations.items():
+                    rounds[length] += await self.timed(
+                        conn, f"/v1/conversations/{cid}?messages=50", repeats // 4
+                    )
+        base = statistics.median(rounds[lengths[0]])
+        return [
+            Result(
+                f"reload read (conversation + latest 50), {length:,} messages",
+                {
+                    "p50": ms(statistics.median(samples)),
+                    "p99": ms(percentile(samples, 99)),
+                    f"vs {lengths[0]:,}": f"{statistics.median(samples) / base:.2f}x",
+                    "n": str(len(samples)),
+                },
+            )
+            for length, samples in rounds.items()
+        ]
+
+    async def run(self) -> list[Result]:
+        await self.start()
+        results = []
+        per_client_single = 300 if self.quick else 1000
+        per_client_many = 20 if self.quick else 100
+        results.append(await self.appends(1, per_client_single))
+        results.append(await self.appends(50, per_client_many))
+        lengths = [10, 1_000, 10_000] if self.quick else [10, 1_000, 100_000]
+        results += await self.reloads(lengths)
+        await self.client.aclose()
+        return results
+
+
+def backend_url(name: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]] | None]:
+    if name == "sqlite":
+        return f"sqlite:///{tmp}/bench.db", None
+    if name == "postgres":
+        url = services.postgres()
+        if url is None:
+            raise SystemExit(f"PostgreSQL is not reachable at {services.POSTGRES_URL}")
+        schema = f"ck_bench_{uuid.uuid4().hex[:8]}"
+        return f"{url}?schema={schema}", lambda: drop_schema(schema)
+    raise SystemExit(f"unknown backend {name!r}; use sqlite or postgres")
+
+
+async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
+    url, cleanup = backend_url(name, tmp)
+    env = {
+        "CHATKEEP_DURABLE_URL": url,
+        "CHATKEEP_USER_RATE_PER_SECOND": "0",
+        "CHATKEEP_MAX_MESSAGES_PER_CONVERSATION": "200000",
+        "CHATKEEP_LOG_LEVEL": "warning",
+    }
+    server = ServerProcess(env, tmp / f"{name}.log").start()
+    try:
+        return await Bench(server.url, quick).run()
+    finally:
+        server.stop()
+        if cleanup is not None:
+            await cleanup()
+
+
+def table(backend: str, results: list[Result]) -> str:
+    lines = [f"**{backend}**", "", "| measurement | result |", "|---|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | " + ", ".join(f"{k} {v}" for k, v in r.values.items()) + " |")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--quick", action="store_true", help="smaller runs")
+    args = parser.parse_args()
+    import tempfile
+
+    started = time.perf_counter()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="chatkeep-bench-") as tmp:
+        for backend in args.backends.split(","):
+            print(f"benchmarking {backend} ...", file=sys.stderr)
+            results = await bench_backend(backend, args.quick, Path(tmp))
+            out.append(table(backend, results))
+            print(out[-1] + "\n", flush=True)
+    print(f"total time {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

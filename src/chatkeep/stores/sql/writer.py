@@ -1,0 +1,114 @@
+"""GroupCommitWriter: SQLite's one writer, committing queued writes together.
+
+A commit is where SQLite waits for the disk (an fsync with `synchronous=FULL`). One thread owns the
+write connection; it takes every write waiting in its queue, runs each inside its own SAVEPOINT of a
+single `BEGIN IMMEDIATE` transaction, and commits once. A write that fails rolls back only its
+savepoint, and its caller gets the error; the others commit. Each caller is answered only after the
+commit that made its write durable, so an acknowledged write is on disk. With one writer nothing
+waits, and the cost is one commit a write, as before; with many, one commit serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+Operation = Callable[[sa.Connection], Any]
+
+MAX_GROUP = 64
+_STOP = object()
+
+
+class GroupCommitWriter:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="chatkeep-sqlite-write", daemon=True)
+        self._thread.start()
+
+    async def submit(self, operation: Callable[[sa.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((operation, loop, future))
+        return await future
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            stopping = False
+            while len(group) < MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stopping:
+                return
+
+    def _commit(self, group: list[Any]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self._engine.begin() as conn:
+                if len(group) == 1:
+                    operation = group[0][0]
+                    outcomes.append(_attempt(lambda: operation(conn)))
+                    if not outcomes[0][0]:
+                        raise _RolledBack
+                else:
+                    for operation, _, _ in group:
+                        outcomes.append(_in_savepoint(conn, operation))
+        except _RolledBack:
+            pass
+        except BaseException as exc:  # the commit itself failed: nothing of the group is durable
+            outcomes = [(False, exc)] * len(group)
+        for (_, loop, future), (ok, value) in zip(group, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, ok, value)
+
+
+class _RolledBack(Exception):
+    """The only write of a group failed: roll the transaction back (no savepoint was needed)."""
+
+
+def _attempt(call: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, call()
+    except Exception as exc:
+        return False, exc
+
+
+def _in_savepoint(conn: sa.Connection, operation: Operation) -> tuple[bool, Any]:
+    savepoint = conn.begin_nested()
+    try:
+        result = operation(conn)
+    except Exception as exc:
+        savepoint.rollback()
+        return False, exc
+    savepoint.commit()
+    return True, result
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
