@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
+from chatkeep.errors import Conflict, Expired, NotFound, QuotaExceeded, VersionMismatch
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -33,6 +35,7 @@ from chatkeep.models import (
     cursor_of,
 )
 from chatkeep.stores.base import (
+    AppendPlan,
     apply_patch,
     check_appendable,
     check_quota,
@@ -56,6 +59,9 @@ GET_CONVERSATION = sa.select(conversations).where(_CONVERSATION_KEY)
 LOCK_CONVERSATION = GET_CONVERSATION.with_for_update()
 FIND_MESSAGES_BY_ID = sa.select(messages).where(_MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True)))
 INSERT_MESSAGE = sa.insert(messages)
+DELETE_MESSAGES_BY_ID = sa.delete(messages).where(
+    _MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True))
+)
 UPDATE_AFTER_APPEND = (
     sa.update(conversations)
     .where(_CONVERSATION_KEY)
@@ -281,18 +287,23 @@ def append_messages(
     policy: LimitPolicy,
     scope: Scope,
 ) -> AppendOutcome:
-    # The row lock serialises appenders of this conversation (SQLite serialises all writers): seq
-    # stays gapless and the idempotency lookup cannot race another insert of the same id.
+    # The row lock serialises appenders of this conversation (SQLite serialises all writers), so
+    # seqs stay gapless and no other transaction inserts into this conversation meanwhile.
     key = {"tenant": tenant, "cid": cid}
     current = load(conn, tenant, cid, now, scope=scope, for_update=True)
     check_appendable(current)
-    rows = conn.execute(FIND_MESSAGES_BY_ID, {**key, "ids": sorted({n.id for n in new})})
-    existing = {row.id: _message(row) for row in rows}
-    plan = plan_append(current, existing, new, now, max_messages=max_messages, policy=policy)
+    plan = _optimistic_insert(conn, tenant, current, new, now, max_messages, policy)
+    if plan is None:
+        # Some ids were stored before (retries): look them up and plan again. The lookup is the
+        # only query here whose cost depends on the planner, and it runs only for retries.
+        rows = conn.execute(FIND_MESSAGES_BY_ID, {**key, "ids": sorted({n.id for n in new})})
+        existing = {row.id: _message(row) for row in rows}
+        plan = plan_append(current, existing, new, now, max_messages=max_messages, policy=policy)
+        if plan.inserts:
+            conn.execute(INSERT_MESSAGE, [_message_values(tenant, message) for message in plan.inserts])
     if plan.trim_below is not None:
         conn.execute(TRIM_MESSAGES, {**key, "low": current.first_seq, "high": plan.trim_below})
     if plan.inserts:
-        conn.execute(INSERT_MESSAGE, [_message_values(tenant, message) for message in plan.inserts])
         after = plan.conversation
         conn.execute(
             UPDATE_AFTER_APPEND,
@@ -308,6 +319,47 @@ def append_messages(
             },
         )
     return AppendOutcome(plan.conversation, plan.results)
+
+
+def _optimistic_insert(
+    conn: sa.Connection,
+    tenant: str,
+    current: Conversation,
+    new: Sequence[NewMessage],
+    now: int,
+    max_messages: int | None,
+    policy: LimitPolicy,
+) -> AppendPlan | None:
+    """Insert assuming every id is new, which is the common case and needs no lookup. Returns the plan,
+    or None (with nothing left inserted) when some id already existed or the assumption broke a limit."""
+    try:
+        plan = plan_append(current, {}, new, now, max_messages=max_messages, policy=policy)
+    except QuotaExceeded:
+        return None  # perhaps only because replays were counted as new
+    values = [_message_values(tenant, message) for message in plan.inserts]
+    inserted = set(conn.execute(_insert_new(conn.dialect.name), values).scalars())
+    if len(inserted) == len(plan.inserts):
+        return plan
+    if inserted:
+        conn.execute(DELETE_MESSAGES_BY_ID, {"tenant": tenant, "cid": current.id, "ids": sorted(inserted)})
+    return None
+
+
+def _insert_new(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (tenant, conversation, id) DO NOTHING RETURNING id."""
+    statement = _INSERT_NEW.get(dialect)
+    if statement is None:
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        statement = (
+            insert(messages)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "conversation_id", "id"])
+            .returning(m.id)
+        )
+        _INSERT_NEW[dialect] = statement
+    return statement
+
+
+_INSERT_NEW: dict[str, Any] = {}
 
 
 def read_messages(
