@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatkeep.stores import Store, open_store
 from tests import services
+from tests.redis_servers import LocalCluster
 
-BACKENDS = ["memory", "sqlite", "postgres"]
+BACKENDS = ["memory", "sqlite", "postgres", "redis", "redis_cluster"]
 
 
 def unique(prefix: str) -> str:
@@ -28,6 +32,11 @@ async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
     elif name == "postgres":
         schema = f"ck_test_{uuid.uuid4().hex[:10]}"
         store = open_store(f"{services.require_postgres()}?schema={schema}")
+    elif name == "redis":
+        prefix = f"ck-test-{uuid.uuid4().hex[:10]}"
+        store = open_store(f"{services.require_redis()}?prefix={prefix}")
+    elif name == "redis_cluster":
+        store = open_store(f"{redis_cluster(tmp_dir)}?prefix=ck-test")
     else:
         raise ValueError(name)
     await store.connect()
@@ -35,9 +44,32 @@ async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
     try:
         yield store
     finally:
+        if name == "redis":
+            await drop_keys(services.REDIS_URL, prefix)
         await store.close()
         if name == "postgres":
             await drop_schema(schema)
+
+
+_clusters: list[LocalCluster] = []
+
+
+def redis_cluster(tmp_dir: str) -> str:
+    """A local three-node Redis Cluster for this session (stopped at exit)."""
+    if not _clusters:
+        try:
+            _clusters.append(LocalCluster(Path(tmp_dir) / "cluster").start())
+        except RuntimeError as exc:
+            services.unavailable(f"cannot start a local Redis Cluster: {exc}")
+        atexit.register(_clusters[0].stop)
+    return _clusters[0].url
+
+
+async def drop_keys(url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(url)
+    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        await client.delete(key)
+    await client.aclose()
 
 
 async def drop_schema(schema: str) -> None:

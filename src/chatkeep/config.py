@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,27 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     durable_url: str = Field("sqlite:///./chatkeep.db", description="Store for durable conversations.")
+    ephemeral_url: str | None = Field(
+        None, description="Store for ephemeral conversations (redis://...); in-process memory when unset."
+    )
+    ephemeral_ttl_seconds: int = Field(
+        7 * 86_400, ge=1, description="Sliding expiry of ephemeral conversations (a tenant may set its own)."
+    )
+    pinned_never_expire: bool = Field(True, description="Pinned ephemeral conversations do not expire.")
+    none_grace_seconds: int = Field(
+        90, ge=1, description="A `none` conversation is dropped this long after its last heartbeat or write."
+    )
+    expired_memory_seconds: int = Field(
+        7 * 86_400,
+        ge=0,
+        description="How long an expired conversation still answers `expired` (then `not_found`).",
+    )
+    sweep_interval_seconds: float = Field(5.0, gt=0, description="How often expired conversations are swept.")
+    ephemeral_outage: Literal["fallback", "refuse"] = Field(
+        "fallback",
+        description="When Redis is unreachable: keep ephemeral writes in memory and replay them "
+        "(`fallback`), or answer 503 (`refuse`).",
+    )
     dev_mode: bool | None = Field(
         None,
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",

@@ -25,6 +25,10 @@ class InvalidInput(ChatkeepError):
     code = "invalid_input"
 
 
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
 class Unauthenticated(ChatkeepError):
     code = "unauthenticated"
 

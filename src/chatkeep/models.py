@@ -69,15 +69,27 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class TenantSettings:
+    """A tenant's own choices; None means the server's setting."""
+
     default_mode: Mode = Mode.DURABLE
+    ephemeral_ttl_seconds: int | None = None
+    pinned_never_expire: bool | None = None
 
     def to_json(self) -> JSONObject:
-        return {"default_mode": self.default_mode.value}
+        return {
+            "default_mode": self.default_mode.value,
+            "ephemeral_ttl_seconds": self.ephemeral_ttl_seconds,
+            "pinned_never_expire": self.pinned_never_expire,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> TenantSettings:
         data = data or {}
-        return cls(default_mode=Mode(data.get("default_mode", Mode.DURABLE.value)))
+        return cls(
+            default_mode=Mode(data.get("default_mode", Mode.DURABLE.value)),
+            ephemeral_ttl_seconds=data.get("ephemeral_ttl_seconds"),
+            pinned_never_expire=data.get("pinned_never_expire"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +231,13 @@ class ConversationPage:
 
 
 @dataclass(frozen=True, slots=True)
+class TTL:
+    """A new expiry window for a conversation; `ms` None means it never expires."""
+
+    ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationPatch:
     """Metadata changes; None leaves a field as it is."""
 
@@ -227,9 +246,22 @@ class ConversationPatch:
     pinned: bool | None = None
     archived: bool | None = None
     tags: tuple[str, ...] | None = None
+    ttl: TTL | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in self.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredConversation:
+    """A conversation the expiry sweeper removed."""
+
+    tenant: str
+    id: str
+    workspace: str
+    user: str
+    mode: Mode
+    expired_at: int
 
 
 class EventType(StrEnum):

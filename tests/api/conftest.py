@@ -17,7 +17,8 @@ from chatkeep.config import Settings
 from chatkeep.models import Tenant
 from chatkeep.service import Services
 from chatkeep.service.auth import issue_token
-from tests.conftest import unique
+from tests import services
+from tests.conftest import drop_keys, unique
 
 
 @dataclass
@@ -75,6 +76,14 @@ async def running_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://chatkeep.test") as client:
             yield Api(app, client, services)
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """The test Redis, with a key prefix of this test's own (its keys are deleted afterwards)."""
+    prefix = unique("ck-api")
+    yield f"{services.require_redis()}?prefix={prefix}"
+    await drop_keys(services.REDIS_URL, prefix)
 
 
 @pytest.fixture(scope="session")

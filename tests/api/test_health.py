@@ -22,13 +22,14 @@ async def test_healthz_and_readyz_and_a_store_going_down(tmp_path: Path) -> None
     async with running_api(tmp_path) as api:
         assert (await api.client.get("/healthz")).json()["status"] == "ok"
         ready = await api.client.get("/readyz")
-        assert ready.status_code == 200 and ready.json() == {"status": "ready", "stores": {"durable": "up"}}
+        everything_up = {"durable": "up", "ephemeral": "up", "transient": "up"}
+        assert ready.status_code == 200 and ready.json() == {"status": "ready", "stores": everything_up}
 
         await api.services.router.durable.close()
         down = await api.client.get("/readyz")
         assert down.status_code == 503
         assert down.headers["content-type"] == "application/problem+json"
-        assert down.json()["code"] == "not_ready" and down.json()["stores"] == {"durable": "down"}
+        assert down.json()["code"] == "not_ready" and down.json()["stores"]["durable"] == "down"
         assert 'chatkeep_store_up{store="durable"} 0.0' in (await api.client.get("/metrics")).text
 
         tenant_key = await api.client.get("/v1/conversations", headers={"Authorization": "Bearer ck_unknown"})

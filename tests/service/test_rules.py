@@ -10,7 +10,9 @@ from chatkeep.errors import Expired, InvalidInput, NotFound, RateLimited, TooLar
 from chatkeep.events.local import LocalEventBus
 from chatkeep.models import Conversation, ConversationCursor, Mode, NewMessage, Role, Tenant
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService, decode_cursor, encode_cursor
+from chatkeep.service.conversations import ChatService
+from chatkeep.service.cursors import decode_cursor, encode_cursor
+from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.validation import check_id, check_json, check_message, check_tags, check_text
@@ -118,7 +120,9 @@ def test_principal_scoping() -> None:
 
 async def test_an_expired_conversation_is_expired_to_its_owner_and_not_found_to_others() -> None:
     store = MemoryStore()
-    service = ChatService(StoreRouter(store), LocalEventBus(), Limits())
+    service = ChatService(
+        StoreRouter(store, MemoryStore(), MemoryStore()), LocalEventBus(), Limits(), Lifetimes()
+    )
     await store.create_conversation(
         Conversation(tenant="t", id="c", workspace="w", user="u", mode=Mode.DURABLE, ttl_ms=50)
     )

@@ -12,9 +12,11 @@ import pytest
 
 from chatkeep.errors import Conflict, Expired, NotFound, QuotaExceeded, VersionMismatch
 from chatkeep.models import (
+    TTL,
     Conversation,
     ConversationPatch,
     ConversationQuery,
+    ExpiredConversation,
     LimitPolicy,
     MessageStatus,
     Mode,
@@ -568,3 +570,82 @@ async def test_a_local_conversation_keeps_no_messages(store: Store, tenant: str)
         await store.append_messages(tenant, c.id, [msg("a")])
     assert err.value.code == "local_only"
     assert (await store.get_conversation(tenant, c.id)).message_count == 0
+
+
+# -- heartbeats, sweeping, tombstones ---------------------------------------------------------------
+
+
+async def test_a_touch_slides_the_expiry_and_marks_activity_but_not_the_version(
+    store: Store, tenant: str
+) -> None:
+    c = await store.create_conversation(conv(tenant, ttl_ms=300))
+    await asyncio.sleep(0.2)
+    touched = await store.touch_conversation(tenant, c.id)
+    assert touched.last_activity_at > c.last_activity_at
+    assert touched.expires_at == touched.last_activity_at + 300
+    assert touched.version == c.version
+    await asyncio.sleep(0.2)
+    assert await store.get_conversation(tenant, c.id) == touched  # alive past its first expiry
+    durable = await store.create_conversation(conv(tenant))
+    assert (await store.touch_conversation(tenant, durable.id)).expires_at is None
+    with pytest.raises(NotFound):
+        await store.touch_conversation(tenant, c.id, Scope(user="intruder"))
+    with pytest.raises(NotFound):
+        await store.touch_conversation(tenant, unique("c"))
+
+
+async def test_a_patch_can_change_the_expiry_window(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, ttl_ms=200))
+    forever = await store.update_conversation(tenant, c.id, ConversationPatch(pinned=True, ttl=TTL(None)))
+    assert (forever.ttl_ms, forever.expires_at) == (None, None)
+    await asyncio.sleep(0.3)
+    assert (await store.get_conversation(tenant, c.id)).pinned
+    again = await store.update_conversation(tenant, c.id, ConversationPatch(pinned=False, ttl=TTL(150)))
+    assert again.expires_at is not None and again.ttl_ms == 150
+    await asyncio.sleep(0.25)
+    with pytest.raises(Expired):
+        await store.get_conversation(tenant, c.id)
+
+
+async def test_sweeping_removes_expired_data_once_and_keeps_a_tombstone(store: Store, tenant: str) -> None:
+    doomed = [await store.create_conversation(conv(tenant, ttl_ms=100, user=f"u{i}")) for i in range(3)]
+    doomed = [
+        (await store.append_messages(tenant, c.id, [msg("m1"), msg("m2")])).conversation for c in doomed
+    ]
+    survivor = await store.create_conversation(conv(tenant, ttl_ms=60_000))
+    forever = await store.create_conversation(conv(tenant))
+    await asyncio.sleep(0.2)
+
+    found: list[ExpiredConversation] = []
+    for _ in range(5):  # other tests' tenants may hold expired conversations too
+        found += [e for e in await store.sweep_expired(keep_ms=60_000) if e.tenant == tenant]
+    assert sorted(e.id for e in found) == sorted(c.id for c in doomed)  # each exactly once
+    first = next(e for e in found if e.id == doomed[0].id)
+    assert (first.user, first.workspace, first.mode) == ("u0", "w1", Mode.DURABLE)
+    assert first.expired_at == doomed[0].expires_at
+
+    for c in doomed:
+        with pytest.raises(Expired):
+            await store.get_conversation(tenant, c.id)
+        assert (await store.read_messages(dataclasses.replace(c, last_seq=2, message_count=2))).messages == []
+    assert (await store.get_conversation(tenant, survivor.id)).id == survivor.id
+    assert (await store.get_conversation(tenant, forever.id)).id == forever.id
+
+    await store.sweep_expired(keep_ms=0)  # the tombstones have been kept long enough
+    for c in doomed:
+        with pytest.raises(NotFound) as err:
+            await store.get_conversation(tenant, c.id)
+        assert type(err.value) is NotFound
+
+
+async def test_concurrent_sweepers_never_report_one_conversation_twice(store: Store, tenant: str) -> None:
+    ids = {(await store.create_conversation(conv(tenant, ttl_ms=50))).id for _ in range(30)}
+    await asyncio.sleep(0.1)
+    batches = await asyncio.gather(*(store.sweep_expired(limit=7, keep_ms=60_000) for _ in range(10)))
+    reported = [e.id for batch in batches for e in batch if e.tenant == tenant]
+    while True:
+        more = [e.id for e in await store.sweep_expired(limit=7, keep_ms=60_000) if e.tenant == tenant]
+        if not more:
+            break
+        reported += more
+    assert sorted(reported) == sorted(ids)

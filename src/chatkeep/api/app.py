@@ -14,7 +14,8 @@ from chatkeep.api import problems
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics
-from chatkeep.api.routes import conversations, dev, health, messages
+from chatkeep.api.routes import conversations, dev, health, messages, sessions
+from chatkeep.api.routes import settings as settings_routes
 from chatkeep.config import Settings
 from chatkeep.service import Services
 
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
-    for module in (conversations, messages, dev, health):
+    for module in (conversations, messages, sessions, settings_routes, dev, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

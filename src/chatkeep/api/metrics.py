@@ -35,3 +35,15 @@ class Metrics:
         self.store_up = Gauge(
             "chatkeep_store_up", "1 when the store answered its last check", ["store"], registry=r
         )
+        self.store_degraded = Gauge(
+            "chatkeep_store_degraded",
+            "1 while the store's server is unreachable and a stand-in serves",
+            ["store"],
+            registry=r,
+        )
+        self.fallback_pending = Gauge(
+            "chatkeep_fallback_pending_writes",
+            "Writes held in memory until the store's server is back",
+            ["store"],
+            registry=r,
+        )

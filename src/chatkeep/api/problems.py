@@ -30,6 +30,7 @@ from chatkeep.errors import (
     StoreUnavailable,
     TooLarge,
     Unauthenticated,
+    UnsupportedMediaType,
     VersionMismatch,
 )
 
@@ -47,6 +48,7 @@ STATUSES: list[tuple[type[ChatkeepError], int]] = [
     (QuotaExceeded, 409),
     (Conflict, 409),
     (RateLimited, 429),
+    (UnsupportedMediaType, 415),
     (InvalidInput, 422),
     (StoreUnavailable, 503),
     (ConfigError, 500),

@@ -7,7 +7,7 @@ by `chatkeep.codec`; these models document them, and a test checks that the two 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictStr
 
@@ -72,6 +72,9 @@ class ConversationUpdate(StrictModel):
     pinned: StrictBool = None  # type: ignore[assignment]
     archived: StrictBool = None  # type: ignore[assignment]
     tags: Tags = None  # type: ignore[assignment]
+    mode: Mode = Field(  # type: ignore[assignment]
+        None, description="Fixed at creation: another mode answers 409 persistence_immutable."
+    )
 
 
 class MessageCreate(StrictModel):
@@ -147,6 +150,58 @@ class AppendResult(BaseModel):
 
 class BatchResult(BaseModel):
     results: list[AppendResult]
+
+
+class Heartbeat(BaseModel):
+    id: str
+    last_activity_at: datetime
+    expires_at: datetime | None = Field(
+        description="The new expiry; null for conversations that never expire."
+    )
+
+
+ModeName = Literal["durable", "ephemeral", "local", "none"]
+SESSION_MODE_NAMES: tuple[ModeName, ...] = ("ephemeral", "none")
+
+
+class CleanupRequest(StrictModel):
+    """Which of the caller's conversations to delete. Sent as application/json with an
+    Authorization header, or as text/plain (what navigator.sendBeacon sends) with `token`."""
+
+    strategy: Literal["all", "inactive", "specific"]
+    ids: list[Id] = Field(default_factory=list, max_length=500, description="For `specific`.")
+    idle_seconds: Annotated[int, Field(ge=0, le=10**9), BeforeValidator(_integer)] = Field(
+        3600, description="For `inactive`: idle for longer than this."
+    )
+    workspace: Id | None = None
+    user: Id | None = Field(None, description="Tenant API key only; every user when omitted.")
+    modes: list[ModeName] = Field(
+        default_factory=lambda: list(SESSION_MODE_NAMES),
+        max_length=4,
+        description="For `all` and `inactive`: the persistence modes to clean (sessions by default).",
+    )
+    token: Annotated[StrictStr, Field(max_length=4096)] | None = Field(
+        None, description="The credential, when no Authorization header can be sent (sendBeacon)."
+    )
+
+
+class CleanupResult(BaseModel):
+    deleted: list[str]
+    count: int
+
+
+class PersistenceSettings(BaseModel):
+    default_mode: Mode = Field(description="The mode of conversations created without one.")
+    ephemeral_ttl_seconds: int = Field(description="Sliding expiry of ephemeral conversations.")
+    pinned_never_expire: bool = Field(description="Pinned ephemeral conversations do not expire.")
+
+
+class PersistenceSettingsUpdate(StrictModel):
+    default_mode: Mode
+    ephemeral_ttl_seconds: Annotated[int, Field(ge=1, le=365 * 86_400), BeforeValidator(_integer)] | None = (
+        Field(None, description="Omit for the server's default.")
+    )
+    pinned_never_expire: StrictBool | None = Field(None, description="Omit for the server's default.")
 
 
 class Problem(BaseModel):

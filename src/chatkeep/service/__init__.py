@@ -11,10 +11,11 @@ from chatkeep.config import Settings
 from chatkeep.events import EventBus, open_bus
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
+from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.tenants import TenantService
-from chatkeep.stores import Store, open_store
+from chatkeep.stores import Store, open_ephemeral, open_store
 
 
 @dataclass
@@ -25,31 +26,43 @@ class Services:
     auth: Authenticator
     tenants: TenantService
     chat: ChatService
+    sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, durable: Store | None = None, events: EventBus | None = None
+        cls,
+        settings: Settings,
+        *,
+        durable: Store | None = None,
+        ephemeral: Store | None = None,
+        events: EventBus | None = None,
     ) -> Services:
         """Construct everything (no I/O). Ready-made stores or buses may be injected."""
         durable = durable or open_store(settings.durable_url)
-        router = StoreRouter(durable)
+        ephemeral = ephemeral or open_ephemeral(
+            settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse"
+        )
+        router = StoreRouter(durable, ephemeral, open_store("memory://"))
         bus = events or open_bus(None)
         auth = Authenticator(durable)
+        lifetimes = Lifetimes.from_settings(settings)
         return cls(
             settings=settings,
             router=router,
             events=bus,
             auth=auth,
             tenants=TenantService(durable, auth),
-            chat=ChatService(router, bus, Limits.from_settings(settings)),
+            chat=ChatService(router, bus, Limits.from_settings(settings), lifetimes),
+            sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
         )
 
     async def start(self, *, migrate: bool = True) -> None:
-        """Connect every store (migrating schemas) and the event bus; create the demo tenant in dev mode."""
+        """Connect every store (migrating schemas) and the event bus, create the demo tenant in dev
+        mode, and start the expiry sweeper."""
         for store in self.router.stores:
             await store.connect()
             if migrate:
@@ -57,8 +70,10 @@ class Services:
         await self.events.connect()
         if self.settings.dev_enabled:
             await self.tenants.ensure_demo()
+        self.sweeper.start()
 
     async def stop(self) -> None:
+        await self.sweeper.stop()
         await self.events.close()
         for store in self.router.stores:
             await store.close()

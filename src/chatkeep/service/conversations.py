@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chatkeep import codec
-from chatkeep.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    PreconditionRequired,
-    TooLarge,
-)
+from chatkeep.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired, TooLarge
 from chatkeep.events.base import EventBus
 from chatkeep.models import (
-    ID_RE,
+    TTL,
     AppendOutcome,
     Conversation,
-    ConversationCursor,
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
@@ -41,6 +30,8 @@ from chatkeep.models import (
     Usage,
 )
 from chatkeep.service.auth import Principal
+from chatkeep.service.cursors import decode_cursor
+from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.validation import (
@@ -95,41 +86,51 @@ class ChatService:
 
     Callers only ever reach conversations of their tenant, and with a user token only their own in
     the workspaces their token allows; everything else answers `NotFound`, exactly as an id that
-    does not exist.
+    does not exist. Each conversation lives in the store of its persistence mode (see routing).
     """
 
-    def __init__(self, stores: StoreRouter, events: EventBus, limits: Limits) -> None:
+    def __init__(self, stores: StoreRouter, events: EventBus, limits: Limits, lifetimes: Lifetimes) -> None:
         self.stores = stores
         self.events = events
         self.limits = limits
+        self.lifetimes = lifetimes
 
     # -- conversations ----------------------------------------------------------------------------
 
     async def create_conversation(self, p: Principal, spec: NewConversation) -> tuple[Conversation, bool]:
-        """Create a conversation; returns it and whether it is new. Creating an id the caller already
-        owns in the same workspace returns the existing conversation unchanged (a safe retry)."""
+        """Create a conversation in the store of its mode (the tenant's default mode when none is
+        given); returns it and whether it is new. Creating an id the caller already owns in the same
+        workspace returns the existing conversation unchanged (a safe retry)."""
         user = self._owner_for_create(p, spec.user)
         workspace = check_id(spec.workspace, "workspace")
         if not p.may_use_workspace(workspace):
             raise Forbidden(f"this token does not allow workspace {workspace!r}", code="workspace_forbidden")
+        mode = spec.mode or p.tenant.settings.default_mode
         conversation = Conversation(
             tenant=p.tenant.id,
             id=check_id(spec.id, "conversation id") if spec.id is not None else str(uuid.uuid4()),
             workspace=workspace,
             user=user,
-            mode=spec.mode or p.tenant.settings.default_mode,
+            mode=mode,
             title=check_text(spec.title, "title", max_chars=MAX_TITLE_CHARS),
             tags=check_tags(spec.tags),
             starred=spec.starred,
             pinned=spec.pinned,
             archived=spec.archived,
+            ttl_ms=self.lifetimes.ttl_ms(p.tenant, mode, spec.pinned),
         )
-        store = self.stores.for_mode(conversation.mode)
+        store = self.stores.for_mode(mode)
         try:
+            if await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
+                raise Conflict("taken", code="conversation_exists")
             created = await store.create_conversation(
                 conversation,
-                max_per_tenant=self.limits.max_conversations_per_tenant,
-                max_per_user=self.limits.max_conversations_per_user,
+                max_per_tenant=await self._room(
+                    self.limits.max_conversations_per_tenant, p.tenant.id, None, store
+                ),
+                max_per_user=await self._room(
+                    self.limits.max_conversations_per_user, p.tenant.id, user, store
+                ),
             )
         except Conflict:
             existing = await self._visible_or_none(p, conversation.id)
@@ -139,8 +140,15 @@ class ChatService:
                 f"conversation id {conversation.id!r} is taken; choose another or omit it",
                 code="conversation_exists",
             ) from None
+        self.stores.remember(p.tenant.id, created.id, store)
         await self._publish(EventType.CONVERSATION_CREATED, created)
         return created, True
+
+    async def _room(self, limit: int | None, tenant: str, user: str | None, store: Store) -> int | None:
+        """A count limit as the target store must apply it: less what the other stores hold."""
+        if limit is None:
+            return None
+        return max(0, limit - await self.stores.count(tenant, user, besides=store))
 
     def _owner_for_create(self, p: Principal, requested: str | None) -> str:
         if p.user is not None:
@@ -161,23 +169,22 @@ class ChatService:
         except NotFound:
             return None
 
-    def _holder(self, p: Principal, conversation_id: str) -> Store:
-        return self.stores.holder(p.tenant.id, check_id(conversation_id, "conversation id"))
-
     async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation:
         """The conversation, if the caller may see it; `NotFound` (or `Expired`, to its owner) otherwise."""
-        store = self._holder(p, conversation_id)
-        return await store.get_conversation(p.tenant.id, conversation_id, p.scope)
+        check_id(conversation_id, "conversation id")
+        return await self.stores.run(
+            p.tenant.id, conversation_id, lambda s: s.get_conversation(p.tenant.id, conversation_id, p.scope)
+        )
 
     async def load(
         self, p: Principal, conversation_id: str, messages: int = DEFAULT_PAGE
     ) -> tuple[Conversation, MessagePage]:
         """The reload read: the conversation and its latest messages."""
         limit = self._page_size(messages, allow_zero=True)
-        store = self._holder(p, conversation_id)
-        conversation = await store.get_conversation(p.tenant.id, conversation_id, p.scope)
+        conversation = await self.get_conversation(p, conversation_id)
         if limit == 0 or conversation.message_count == 0:
             return conversation, MessagePage([], has_more=conversation.message_count > 0)
+        store = self.stores.for_mode(conversation.mode)
         return conversation, await store.read_messages(conversation, limit=limit)
 
     async def list_conversations(
@@ -206,7 +213,7 @@ class ChatService:
             limit=self._page_size(limit),
             after=decode_cursor(cursor) if cursor else None,
         )
-        return await self.stores.durable.list_conversations(query)
+        return await self.stores.list(query)
 
     async def update_conversation(
         self,
@@ -214,41 +221,69 @@ class ChatService:
         conversation_id: str,
         patch: ConversationPatch,
         expected_version: int | Literal["*"] | None,
+        *,
+        mode: Mode | None = None,
     ) -> Conversation:
         """Apply a metadata change. The caller must say which version it changes (`expected_version`,
-        from If-Match) or `*` to overwrite whatever is there; a stale version changes nothing."""
+        from If-Match) or `*` to overwrite whatever is there; a stale version changes nothing. The
+        persistence mode is fixed at creation: asking for another one is a conflict."""
         if expected_version is None:
             raise PreconditionRequired(
                 "send 'If-Match: <version>' (the conversation's current version) or 'If-Match: *'",
                 code="if_match_required",
             )
-        if patch.is_empty():
+        if patch.is_empty() and mode is None:
             raise InvalidInput("the patch changes nothing", code="empty_patch")
         if patch.title is not None:
             check_text(patch.title, "title", max_chars=MAX_TITLE_CHARS)
         if patch.tags is not None:
-            patch = ConversationPatch(
-                title=patch.title,
-                starred=patch.starred,
-                pinned=patch.pinned,
-                archived=patch.archived,
-                tags=check_tags(patch.tags),
-            )
-        updated = await self._holder(p, conversation_id).update_conversation(
+            patch = replace(patch, tags=check_tags(patch.tags))
+        if mode is not None or patch.pinned is not None:
+            current = await self.get_conversation(p, conversation_id)
+            if mode is not None and mode is not current.mode:
+                raise Conflict(
+                    f"conversation {conversation_id!r} is {current.mode.value}; a persistence mode is fixed "
+                    "when a conversation is created (create a new one instead)",
+                    code="persistence_immutable",
+                    mode=current.mode.value,
+                )
+            if patch.pinned is not None:  # pinning may lift or restore the expiry
+                patch = replace(patch, ttl=TTL(self.lifetimes.ttl_ms(p.tenant, current.mode, patch.pinned)))
+            if patch.is_empty():
+                return current
+        updated = await self.stores.run(
             p.tenant.id,
             conversation_id,
-            patch,
-            expected_version=None if expected_version == "*" else expected_version,
-            scope=p.scope,
+            lambda s: s.update_conversation(
+                p.tenant.id,
+                conversation_id,
+                patch,
+                expected_version=None if expected_version == "*" else expected_version,
+                scope=p.scope,
+            ),
         )
         await self._publish(EventType.CONVERSATION_UPDATED, updated)
         return updated
 
     async def delete_conversation(self, p: Principal, conversation_id: str) -> Conversation:
-        store = self._holder(p, conversation_id)
-        deleted = await store.delete_conversation(p.tenant.id, conversation_id, p.scope)
+        check_id(conversation_id, "conversation id")
+        deleted = await self.stores.run(
+            p.tenant.id,
+            conversation_id,
+            lambda s: s.delete_conversation(p.tenant.id, conversation_id, p.scope),
+        )
+        self.stores.forget(p.tenant.id, conversation_id)
         await self._publish(EventType.CONVERSATION_DELETED, deleted)
         return deleted
+
+    async def heartbeat(self, p: Principal, conversation_id: str) -> Conversation:
+        """The page is still open: slide the expiry from now and mark activity."""
+        check_id(conversation_id, "conversation id")
+        return await self.stores.run(
+            p.tenant.id,
+            conversation_id,
+            lambda s: s.touch_conversation(p.tenant.id, conversation_id, p.scope),
+        )
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -257,6 +292,7 @@ class ChatService:
     ) -> AppendOutcome:
         """Append one or more messages, all or nothing. Each message id is stored once: a retried
         id answers the stored message unchanged (`created` False)."""
+        check_id(conversation_id, "conversation id")
         if not inputs:
             raise InvalidInput("no messages to append", code="empty_batch")
         if len(inputs) > self.limits.max_batch_messages:
@@ -280,13 +316,17 @@ class ChatService:
             )
             for i in inputs
         ]
-        outcome = await self._holder(p, conversation_id).append_messages(
+        outcome = await self.stores.run(
             p.tenant.id,
             conversation_id,
-            messages,
-            max_messages=self.limits.max_messages_per_conversation,
-            policy=self.limits.message_limit_policy,
-            scope=p.scope,
+            lambda s: s.append_messages(
+                p.tenant.id,
+                conversation_id,
+                messages,
+                max_messages=self.limits.max_messages_per_conversation,
+                policy=self.limits.message_limit_policy,
+                scope=p.scope,
+            ),
         )
         for result in outcome.results:
             if result.created:
@@ -306,8 +346,8 @@ class ChatService:
             if seq is not None and seq < 0:
                 raise InvalidInput(f"'{name}' must be a seq >= 0", code="invalid_query")
         size = self._page_size(limit)
-        store = self._holder(p, conversation_id)
-        conversation = await store.get_conversation(p.tenant.id, conversation_id, p.scope)
+        conversation = await self.get_conversation(p, conversation_id)
+        store = self.stores.for_mode(conversation.mode)
         return await store.read_messages(conversation, before=before, after=after, limit=size)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -346,34 +386,3 @@ class ChatService:
             version=conversation.version,
             data={"message": codec.message_json(message)},
         )
-
-
-def encode_cursor(cursor: ConversationCursor | None) -> str | None:
-    """An opaque, URL-safe token for a position in the conversation list."""
-    if cursor is None:
-        return None
-    raw = json.dumps([int(cursor.pinned), cursor.last_activity_at, cursor.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(token: str) -> ConversationCursor:
-    bad = InvalidInput(
-        "the cursor is not one this service issued; start again without it", code="invalid_cursor"
-    )
-    if len(token) > 512:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        pinned, last_activity_at, conversation_id = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
-        raise bad from None
-    if (
-        pinned not in (0, 1)
-        or not isinstance(last_activity_at, int)
-        or isinstance(last_activity_at, bool)
-        or not isinstance(conversation_id, str)
-        or not ID_RE.match(conversation_id)
-        or not 0 <= last_activity_at < 2**62
-    ):
-        raise bad
-    return ConversationCursor(bool(pinned), last_activity_at, conversation_id)

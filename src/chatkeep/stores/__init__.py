@@ -44,4 +44,17 @@ def open_store(url: str | StoreURL, **kwargs: Any) -> Store:
     return store
 
 
-__all__ = ["BACKENDS", "Store", "StoreURL", "open_store"]
+def open_ephemeral(url: str | None, *, refuse_on_outage: bool = False) -> Store:
+    """The store for ephemeral conversations: memory when no URL is given; a Redis store behind a
+    FallbackStore (so an outage loses no acknowledged write, or refuses writes) for redis URLs."""
+    if not url:
+        return open_store("memory://")
+    store = open_store(url)
+    if StoreURL.parse(url).scheme.startswith("redis"):
+        from chatkeep.stores.fallback import FallbackStore
+
+        return FallbackStore(store, refuse=refuse_on_outage)
+    return store
+
+
+__all__ = ["BACKENDS", "Store", "StoreURL", "open_ephemeral", "open_store"]

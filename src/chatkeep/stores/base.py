@@ -22,6 +22,7 @@ from chatkeep.models import (
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
+    ExpiredConversation,
     LimitPolicy,
     Message,
     MessagePage,
@@ -55,6 +56,8 @@ class Store(ABC):
     """
 
     url: StoreURL
+    # True while the store answers from a stand-in (see FallbackStore); shown by /readyz.
+    degraded: bool = False
 
     @abstractmethod
     async def connect(self) -> None:
@@ -146,6 +149,20 @@ class Store(ABC):
         `Expired`."""
 
     @abstractmethod
+    async def touch_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        """A heartbeat: set `last_activity_at` to now and slide the expiry window from now. Not a
+        metadata change (the version stays). Raises `NotFound` or `Expired`."""
+
+    @abstractmethod
+    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
+        """Remove the messages and data of up to `limit` conversations whose expiry has passed, and
+        return them. Each expired conversation is returned by exactly one call, however many
+        sweepers run at once. A swept conversation stays known as expired (lookups raise `Expired`)
+        until `keep_ms` after its expiry; a sweep then forgets it (lookups raise `NotFound`)."""
+
+    @abstractmethod
     async def delete_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
@@ -217,12 +234,15 @@ def is_expired(conversation: Conversation, now: int) -> bool:
     return conversation.expires_at is not None and conversation.expires_at <= now
 
 
+def local_only(conversation_id: str) -> Conflict:
+    return Conflict(
+        f"conversation {conversation_id!r} is local: its messages live in the browser only", code="local_only"
+    )
+
+
 def check_appendable(conversation: Conversation) -> None:
     if conversation.mode is Mode.LOCAL:
-        raise Conflict(
-            f"conversation {conversation.id!r} is local: its messages live in the browser only",
-            code="local_only",
-        )
+        raise local_only(conversation.id)
 
 
 def plan_append(
@@ -300,17 +320,27 @@ def trimmed(message: Message) -> Message:
 
 
 def apply_patch(conversation: Conversation, patch: ConversationPatch, now: int) -> Conversation:
-    """The conversation after a metadata update: changed fields, version + 1, expiry slid forward.
-    Last activity is not changed: starring or renaming is not conversation activity."""
+    """The conversation after a metadata update: changed fields, version + 1, expiry slid forward
+    (under the new window when the patch sets one). Last activity is not changed: starring or
+    renaming is not conversation activity."""
     changes: dict[str, object] = {
-        name: getattr(patch, name) for name in patch.__slots__ if getattr(patch, name) is not None
+        name: getattr(patch, name)
+        for name in patch.__slots__
+        if name != "ttl" and getattr(patch, name) is not None
     }
+    ttl_ms = conversation.ttl_ms if patch.ttl is None else patch.ttl.ms
     return replace(
         conversation,
         **changes,  # type: ignore[arg-type]
+        ttl_ms=ttl_ms,
         version=conversation.version + 1,
-        expires_at=expiry(conversation.ttl_ms, now),
+        expires_at=expiry(ttl_ms, now),
     )
+
+
+def touched(conversation: Conversation, now: int) -> Conversation:
+    """The conversation after a heartbeat."""
+    return replace(conversation, last_activity_at=now, expires_at=expiry(conversation.ttl_ms, now))
 
 
 def fold(text: str) -> str:

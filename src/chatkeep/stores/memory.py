@@ -14,6 +14,7 @@ from chatkeep.models import (
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
+    ExpiredConversation,
     LimitPolicy,
     Message,
     MessagePage,
@@ -33,6 +34,7 @@ from chatkeep.stores.base import (
     is_expired,
     matches,
     plan_append,
+    touched,
     trimmed,
 )
 from chatkeep.stores.url import StoreURL
@@ -44,6 +46,8 @@ class _Entry:
     # Messages by seq, contiguous from conversation.first_seq; trimmed ones leave only their id.
     messages: dict[int, Message] = field(default_factory=dict)
     seq_by_id: dict[str, int] = field(default_factory=dict)
+    # Set once the sweeper removed the messages of this expired conversation (a tombstone).
+    swept: bool = False
 
 
 class MemoryStore(Store):
@@ -161,12 +165,43 @@ class MemoryStore(Store):
         entry.conversation = apply_patch(current, patch, self._clock())
         return entry.conversation
 
+    async def touch_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        entry = self._entry(tenant, conversation_id, scope)
+        entry.conversation = touched(entry.conversation, self._clock())
+        return entry.conversation
+
+    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
+        now = self._clock()
+        for key, entry in list(self._entries.items()):
+            expires_at = entry.conversation.expires_at
+            if entry.swept and expires_at is not None and expires_at + keep_ms <= now:
+                del self._entries[key]
+        swept: list[ExpiredConversation] = []
+        for entry in self._entries.values():
+            if len(swept) >= limit:
+                break
+            c = entry.conversation
+            if entry.swept or c.expires_at is None or c.expires_at > now:
+                continue
+            entry.swept = True
+            entry.messages.clear()
+            entry.seq_by_id.clear()
+            swept.append(ExpiredConversation(c.tenant, c.id, c.workspace, c.user, c.mode, c.expires_at))
+        return swept
+
     async def delete_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
         entry = self._entry(tenant, conversation_id, scope)
         del self._entries[(tenant, conversation_id)]
         return entry.conversation
+
+    def restore(self, conversation: Conversation) -> None:
+        """Hold a conversation exactly as another store last had it (counters included, messages
+        not), so that appends here continue its seqs. Used by FallbackStore during an outage."""
+        self._entries[(conversation.tenant, conversation.id)] = _Entry(conversation)
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -187,7 +222,8 @@ class MemoryStore(Store):
         )
         if plan.trim_below is not None:
             for seq in range(entry.conversation.first_seq, plan.trim_below):
-                entry.messages[seq] = trimmed(entry.messages[seq])
+                if seq in entry.messages:  # a restored conversation may not hold its older messages
+                    entry.messages[seq] = trimmed(entry.messages[seq])
         for message in plan.inserts:
             entry.messages[message.seq] = message
             entry.seq_by_id[message.id] = message.seq
@@ -203,7 +239,7 @@ class MemoryStore(Store):
         limit: int = 50,
     ) -> MessagePage:
         entry = self._entries.get((conversation.tenant, conversation.id))
-        if entry is None:
+        if entry is None or entry.swept:
             return MessagePage([], has_more=False)
         current = entry.conversation
         low, high = current.first_seq, current.last_seq  # retained seqs, inclusive

@@ -17,6 +17,7 @@ PROBLEM_STATUSES = {
     409: "Conflicts with the current state or a count limit",
     412: "If-Match does not match the current version",
     413: "Body, message or batch too large",
+    415: "Unsupported body media type",
     422: "A value breaks the API's rules",
     428: "If-Match is required",
     429: "Too many requests; see Retry-After",

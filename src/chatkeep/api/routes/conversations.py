@@ -18,11 +18,12 @@ from chatkeep.api.schemas import (
     ConversationList,
     ConversationUpdate,
     ConversationWithMessages,
+    Heartbeat,
 )
 from chatkeep.errors import InvalidInput
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, ConversationPatch
 from chatkeep.service import ListFilters, NewConversation
-from chatkeep.service.conversations import encode_cursor
+from chatkeep.service.cursors import encode_cursor
 from chatkeep.service.validation import MAX_TAG_CHARS
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -128,7 +129,9 @@ async def update_conversation(
         ),
     ] = None,
 ) -> JSONResponse:
-    """Change title, star, pin, archive or tags. Requires If-Match; a stale version answers 412."""
+    """Change title, star, pin, archive or tags. Requires If-Match; a stale version answers 412.
+    Pinning an ephemeral conversation stops its expiry (unless the tenant turned that off);
+    unpinning restarts it. The persistence mode cannot change (409 persistence_immutable)."""
     patch = ConversationPatch(
         title=body.title,
         starred=body.starred,
@@ -137,7 +140,7 @@ async def update_conversation(
         tags=tuple(body.tags) if body.tags is not None else None,
     )
     updated = await services.chat.update_conversation(
-        principal, conversation_id, patch, parse_if_match(if_match)
+        principal, conversation_id, patch, parse_if_match(if_match), mode=body.mode
     )
     return answer(codec.conversation_json(updated), headers={"ETag": etag(updated.version)})
 
@@ -149,6 +152,22 @@ async def delete_conversation(
     """Delete the conversation and all its messages."""
     await services.chat.delete_conversation(principal, conversation_id)
     return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/heartbeat", response_model=Heartbeat, responses=problems(404))
+async def heartbeat(
+    conversation_id: ConversationId, principal: PrincipalDep, services: ServicesDep
+) -> JSONResponse:
+    """The page is still open: slide the conversation's expiry from now and mark it active. Pages
+    send one every 30 seconds or so while visible; an expired conversation answers 404 `expired`."""
+    conversation = await services.chat.heartbeat(principal, conversation_id)
+    return answer(
+        {
+            "id": conversation.id,
+            "last_activity_at": codec.iso(conversation.last_activity_at),
+            "expires_at": codec.iso(conversation.expires_at),
+        }
+    )
 
 
 def parse_if_match(value: str | None) -> int | Literal["*"] | None:

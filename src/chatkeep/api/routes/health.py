@@ -7,11 +7,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chatkeep.api.deps import MetricsDep, ServicesDep
+from chatkeep.api.metrics import Metrics
 from chatkeep.api.problems import problem
 from chatkeep.api.schemas import Health, Problem
 from chatkeep.errors import StoreUnavailable
+from chatkeep.service import Services
 
 router = APIRouter(tags=["health"])
+PROMETHEUS = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}
+}
 
 
 @router.get("/healthz", response_model=Health)
@@ -24,31 +29,33 @@ async def healthz() -> JSONResponse:
     "/readyz", response_model=Health, responses={503: {"model": Problem, "description": "A store is down"}}
 )
 async def readyz(services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
-    """Every store answers: 200 when ready, 503 naming the store that does not."""
+    """Whether this instance can serve: 200 with each store `up` or `degraded` (its server is
+    unreachable and writes are kept in memory, or refused), 503 naming a store that is `down`."""
+    states = await store_states(services, metrics)
+    down = sorted(name for name, state in states.items() if state == "down")
+    if down:
+        return problem(503, "not_ready", f"store unavailable: {', '.join(down)}", stores=states)
+    degraded = any(state == "degraded" for state in states.values())
+    return JSONResponse({"status": "degraded" if degraded else "ready", "stores": states})
+
+
+@router.get("/metrics", response_class=Response, responses=PROMETHEUS)  # type: ignore[arg-type]
+async def prometheus(services: ServicesDep, metrics: MetricsDep) -> Response:
+    """Prometheus metrics: requests, latencies, appends, store health and degraded mode."""
+    await store_states(services, metrics)
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def store_states(services: Services, metrics: Metrics) -> dict[str, str]:
+    """Check every store, and record what was found in the metrics."""
     states: dict[str, str] = {}
     for name, store in services.router.named_stores().items():
         try:
             await store.ping()
-            states[name] = "up"
+            states[name] = "degraded" if store.degraded else "up"
         except StoreUnavailable:
             states[name] = "down"
         metrics.store_up.labels(name).set(1 if states[name] == "up" else 0)
-    down = sorted(name for name, state in states.items() if state != "up")
-    if down:
-        return problem(503, "not_ready", f"store unavailable: {', '.join(down)}", stores=states)
-    return JSONResponse({"status": "ready", "stores": states})
-
-
-@router.get(
-    "/metrics",
-    response_class=Response,
-    responses={
-        200: {
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-            "description": "Prometheus text format",
-        }
-    },
-)
-async def prometheus(metrics: MetricsDep) -> Response:
-    """Prometheus metrics: requests, latencies, appends, store health."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        metrics.store_degraded.labels(name).set(1 if states[name] == "degraded" else 0)
+        metrics.fallback_pending.labels(name).set(getattr(store, "pending", 0))
+    return states

@@ -21,6 +21,7 @@ from chatkeep.models import (
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
+    ExpiredConversation,
     LimitPolicy,
     Message,
     MessagePage,
@@ -43,6 +44,7 @@ from chatkeep.stores.base import (
     fresh_conversation,
     is_expired,
     plan_append,
+    touched,
 )
 from chatkeep.stores.sql.schema import conversation_tags, conversations, messages, tenants
 
@@ -244,6 +246,43 @@ def update_conversation(
         conn.execute(sa.delete(conversation_tags).where(_TAGS_KEY), {"tenant": tenant, "cid": cid})
         _write_tags(conn, updated)
     return updated
+
+
+def touch_conversation(conn: sa.Connection, tenant: str, cid: str, now: int, scope: Scope) -> Conversation:
+    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
+    after = touched(current, now)
+    conn.execute(
+        sa.update(conversations)
+        .where(_CONVERSATION_KEY)
+        .values(last_activity_at=after.last_activity_at, expires_at=after.expires_at),
+        {"tenant": tenant, "cid": cid},
+    )
+    return after
+
+
+def sweep_expired(conn: sa.Connection, now: int, limit: int, keep_ms: int) -> list[ExpiredConversation]:
+    # Forget tombstones kept long enough (their messages are already gone).
+    conn.execute(sa.delete(conversations).where(c.swept_at.is_not(None), c.expires_at <= now - keep_ms))
+    due = (
+        sa.select(c.tenant_id, c.id, c.workspace, c.user_id, c.mode, c.expires_at)
+        .where(c.expires_at <= now, c.swept_at.is_(None))
+        .order_by(c.expires_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)  # concurrent sweepers take disjoint rows
+    swept = []
+    for row in conn.execute(due).all():
+        key = {"tenant": row.tenant_id, "cid": row.id}
+        conn.execute(sa.delete(messages).where(_MESSAGES_KEY), key)
+        conn.execute(sa.delete(conversation_tags).where(_TAGS_KEY), key)
+        conn.execute(sa.update(conversations).where(_CONVERSATION_KEY).values(swept_at=now), key)
+        swept.append(
+            ExpiredConversation(
+                row.tenant_id, row.id, row.workspace, row.user_id, Mode(row.mode), row.expires_at
+            )
+        )
+    return swept
 
 
 def delete_conversation(conn: sa.Connection, tenant: str, cid: str, now: int, scope: Scope) -> Conversation:

@@ -30,6 +30,7 @@ conversations = sa.Table(
     "conversations",
     metadata,
     sa.Column("tenant_id", ID, primary_key=True),
+    # Code-point order (COLLATE "C" on PostgreSQL, set by migration 0002), as every store orders ids.
     sa.Column("id", ID, primary_key=True),
     sa.Column("workspace", ID, nullable=False),
     sa.Column("user_id", ID, nullable=False),
@@ -51,6 +52,8 @@ conversations = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("ttl_ms", sa.BigInteger, nullable=True),
     sa.Column("expires_at", sa.BigInteger, nullable=True),
+    # When the expiry sweeper removed this conversation's messages; the row stays as a tombstone.
+    sa.Column("swept_at", sa.BigInteger, nullable=True),
     # The list order (pinned, last activity, id), for one user's workspace and for the whole tenant.
     sa.Index(
         "ix_conversations_user_order", "tenant_id", "user_id", "workspace", "pinned", "last_activity_at", "id"

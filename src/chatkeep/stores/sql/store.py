@@ -34,6 +34,7 @@ from chatkeep.models import (
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
+    ExpiredConversation,
     LimitPolicy,
     MessagePage,
     NewMessage,
@@ -258,6 +259,19 @@ class SqlStore(Store):
                 conn, tenant, conversation_id, patch, expected_version, self._clock(), scope
             ),
             write=True,
+        )
+
+    async def touch_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        return await self._run(
+            lambda conn: ops.touch_conversation(conn, tenant, conversation_id, self._clock(), scope),
+            write=True,
+        )
+
+    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
+        return await self._run(
+            lambda conn: ops.sweep_expired(conn, self._clock(), limit, keep_ms), write=True
         )
 
     async def delete_conversation(

@@ -1,0 +1,128 @@
+"""Session lifecycle: how long conversations of each mode live, and the sweeper that removes the
+expired ones and announces them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from chatkeep.config import Settings
+from chatkeep.errors import StoreUnavailable
+from chatkeep.events.base import EventBus
+from chatkeep.models import Event, EventType, ExpiredConversation, Mode, Tenant
+from chatkeep.service.routing import StoreRouter
+
+log = logging.getLogger("chatkeep.lifecycle")
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """The expiry rules. Every write and heartbeat slides a conversation's window (the stores do
+    that); these decide how long the window is."""
+
+    ephemeral_ttl_seconds: int = 7 * 86_400
+    none_grace_seconds: int = 90
+    pinned_never_expire: bool = True
+    expired_memory_seconds: int = 7 * 86_400
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lifetimes:
+        return cls(
+            ephemeral_ttl_seconds=settings.ephemeral_ttl_seconds,
+            none_grace_seconds=settings.none_grace_seconds,
+            pinned_never_expire=settings.pinned_never_expire,
+            expired_memory_seconds=settings.expired_memory_seconds,
+        )
+
+    def ephemeral_ttl(self, tenant: Tenant) -> int:
+        return tenant.settings.ephemeral_ttl_seconds or self.ephemeral_ttl_seconds
+
+    def pinned_exempt(self, tenant: Tenant) -> bool:
+        exempt = tenant.settings.pinned_never_expire
+        return self.pinned_never_expire if exempt is None else exempt
+
+    def ttl_ms(self, tenant: Tenant, mode: Mode, pinned: bool) -> int | None:
+        """The expiry window of a conversation; None: it never expires.
+
+        `durable` and `local` never expire; `none` lives while heartbeats or writes keep coming, plus
+        a grace; `ephemeral` slides by the tenant's TTL, except when pinned (if the tenant exempts
+        pinned conversations)."""
+        if mode is Mode.NONE:
+            return self.none_grace_seconds * 1000
+        if mode is Mode.EPHEMERAL:
+            if pinned and self.pinned_exempt(tenant):
+                return None
+            return self.ephemeral_ttl(tenant) * 1000
+        return None
+
+
+class Sweeper:
+    """Removes expired conversations from every store, every `interval` seconds, and publishes a
+    `conversation.expired` event for each. Several instances may sweep at once: each expired
+    conversation is reported by exactly one of them."""
+
+    def __init__(self, router: StoreRouter, events: EventBus, lifetimes: Lifetimes, interval: float) -> None:
+        self._router = router
+        self._events = events
+        self._lifetimes = lifetimes
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="chatkeep-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.sweep()
+            except Exception:  # never let one bad sweep end the loop
+                log.exception("sweep failed")
+
+    async def sweep(self) -> list[ExpiredConversation]:
+        """One pass over every store; returns what it removed."""
+        keep_ms = self._lifetimes.expired_memory_seconds * 1000
+        removed: list[ExpiredConversation] = []
+        for store in self._router.stores:
+            while True:
+                try:
+                    batch = await store.sweep_expired(limit=SWEEP_BATCH, keep_ms=keep_ms)
+                except StoreUnavailable as exc:
+                    log.warning("cannot sweep %r: %s", store, exc.detail)
+                    break
+                for gone in batch:
+                    self._router.forget(gone.tenant, gone.id)
+                    await self._events.publish(expired_event(gone))
+                removed += batch
+                if len(batch) < SWEEP_BATCH:
+                    break
+        return removed
+
+
+def expired_event(gone: ExpiredConversation) -> Event:
+    return Event(
+        type=EventType.CONVERSATION_EXPIRED,
+        tenant=gone.tenant,
+        workspace=gone.workspace,
+        user=gone.user,
+        conversation_id=gone.id,
+        data={
+            "conversation": {
+                "id": gone.id,
+                "workspace": gone.workspace,
+                "user": gone.user,
+                "mode": gone.mode.value,
+            }
+        },
+    )

@@ -1,0 +1,387 @@
+"""The Lua scripts of the Redis store.
+
+Redis Cluster runs a script on one hash slot only, so there are two families:
+
+- conversation scripts, on the keys of one conversation (`{tenant:conversation}`): the record hash
+  `c`, the messages `m` (seq -> message) and the ids `i` (message id -> seq). They make a write and
+  its checks (existence, scope, expiry, idempotency, limits) one atomic step.
+- tenant scripts, on the tenant's indexes (`{tenant}`): the owner map, the ordered lists (all, per
+  user, per user and workspace), the expiry index and the tombstones.
+
+Scope arguments: a user ('' for anyone) and workspaces ('*' for all, else joined by \\x1f).
+Timestamps arrive from the caller as epoch milliseconds (13 digits, exact in Lua's doubles).
+"""
+
+from __future__ import annotations
+
+_HELPERS = r"""
+local function admits(user, ws, scope_user, scope_ws)
+  if scope_user ~= '' and user ~= scope_user then return false end
+  if scope_ws == '*' then return true end
+  for w in string.gmatch(scope_ws, '[^\31]+') do
+    if w == ws then return true end
+  end
+  return false
+end
+
+-- The live record's user, workspace, expiry and mode, or nil and the reason it is not there.
+local function check(c, now, scope_user, scope_ws)
+  local f = redis.call('HMGET', c, 'user', 'ws', 'exp', 'mode')
+  if not f[1] or not admits(f[1], f[2], scope_user, scope_ws) then return nil, 'missing' end
+  if f[3] ~= '' and tonumber(f[3]) <= now then return nil, 'missing' end
+  return f, nil
+end
+
+local function expire_all(keys, exp)
+  for _, key in ipairs(keys) do
+    if exp ~= '' then redis.call('PEXPIREAT', key, exp) else redis.call('PERSIST', key) end
+  end
+end
+"""
+
+# KEYS: c m i. ARGV: now, field/value pairs. Replaces an expired record; refuses a live one.
+CREATE = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'user', 'exp')
+if f[1] and (f[2] == '' or tonumber(f[2]) > now) then return 'exists' end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+expire_all({KEYS[1]}, redis.call('HGET', KEYS[1], 'exp'))
+return 'ok'
+"""
+)
+
+# KEYS: c m i. ARGV: now, max ('' none), policy, scope user, scope workspaces, n, then n times:
+# id, body (JSON object), preview, input tokens, output tokens.
+# Returns {'ok', kind_1, value_1, ..., kind_n, value_n, record pairs...} where kind is 'new' (value:
+# seq), 'old' (value: the stored message, or 'trimmed:<seq>') or 'dup' (value: 0-based position of
+# the first occurrence in this batch); or {'missing'}, {'local_only'}, {'limit', count}.
+APPEND = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[4], ARGV[5])
+if err then return {err} end
+if f[4] == 'local' then return {'local_only'} end
+local rec = redis.call('HMGET', KEYS[1], 'count', 'last', 'ttl')
+local count, last = tonumber(rec[1]), tonumber(rec[2])
+local n = tonumber(ARGV[6])
+local out = {'ok'}
+local seen = {}
+local fresh = {}
+local seq = last
+for k = 0, n - 1 do
+  local base = 7 + k * 5
+  local id = ARGV[base]
+  if seen[id] then
+    out[#out + 1] = 'dup'; out[#out + 1] = tostring(seen[id])
+  else
+    seen[id] = k
+    local stored = redis.call('HGET', KEYS[3], id)
+    if stored then
+      out[#out + 1] = 'old'
+      out[#out + 1] = redis.call('HGET', KEYS[2], stored) or ('trimmed:' .. stored)
+    else
+      seq = seq + 1
+      fresh[#fresh + 1] = {seq, id, ARGV[base + 1], ARGV[base + 2],
+                           tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])}
+      out[#out + 1] = 'new'; out[#out + 1] = tostring(seq)
+    end
+  end
+end
+if #fresh > 0 then
+  local total = count + #fresh
+  if ARGV[2] ~= '' then
+    local max = tonumber(ARGV[2])
+    if total > max then
+      if ARGV[3] == 'reject' or #fresh > max then return {'limit', tostring(count)} end
+      local first = last - count + 1
+      for s = first, first + (total - max) - 1 do redis.call('HDEL', KEYS[2], s) end
+      total = max
+    end
+  end
+  local tin, tout = 0, 0
+  for _, x in ipairs(fresh) do
+    redis.call('HSET', KEYS[2], x[1], '[' .. x[1] .. ',' .. ARGV[1] .. ',' .. x[3] .. ']')
+    redis.call('HSET', KEYS[3], x[2], x[1])
+    tin = tin + x[5]
+    tout = tout + x[6]
+  end
+  local exp = ''
+  if rec[3] ~= '' then exp = string.format('%d', now + tonumber(rec[3])) end
+  redis.call('HSET', KEYS[1], 'count', total, 'last', seq, 'active', ARGV[1],
+             'preview', fresh[#fresh][4], 'exp', exp)
+  redis.call('HINCRBY', KEYS[1], 'in', tin)
+  redis.call('HINCRBY', KEYS[1], 'out', tout)
+  expire_all(KEYS, exp)
+end
+local record = redis.call('HGETALL', KEYS[1])
+for _, v in ipairs(record) do out[#out + 1] = v end
+return out
+"""
+)
+
+# KEYS: c m i. ARGV: now, scope user, scope workspaces, expected version ('' any), ttl ('keep', ''
+# for never, or ms), then field/value pairs. Returns {'ok', record pairs...}, {'missing'} or
+# {'version', current}.
+UPDATE = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
+if err then return {err} end
+local version = redis.call('HGET', KEYS[1], 'version')
+if ARGV[4] ~= '' and ARGV[4] ~= version then return {'version', version} end
+if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+if ARGV[5] ~= 'keep' then redis.call('HSET', KEYS[1], 'ttl', ARGV[5]) end
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+local exp = ''
+if ttl ~= '' then exp = string.format('%d', now + tonumber(ttl)) end
+redis.call('HSET', KEYS[1], 'exp', exp)
+expire_all(KEYS, exp)
+local out = {'ok'}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out
+"""
+)
+
+# KEYS: c m i. ARGV: now, scope user, scope workspaces. A heartbeat.
+TOUCH = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
+if err then return {err} end
+local ttl = redis.call('HGET', KEYS[1], 'ttl')
+local exp = ''
+if ttl ~= '' then exp = string.format('%d', now + tonumber(ttl)) end
+redis.call('HSET', KEYS[1], 'active', ARGV[1], 'exp', exp)
+expire_all(KEYS, exp)
+local out = {'ok'}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+return out
+"""
+)
+
+# KEYS: c m i. ARGV: now, scope user, scope workspaces. Returns the record as it was.
+DELETE = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
+if err then return {err} end
+local out = {'ok'}
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return out
+"""
+)
+
+# KEYS: c m. ARGV: before ('' none), after ('' none), limit. Reads only the page: the seq range is
+# computed from the record, then fetched with one HMGET. Returns {has_more (0/1), messages...}.
+PAGE = r"""
+local f = redis.call('HMGET', KEYS[1], 'count', 'last')
+if not f[1] then return {0} end
+local count, last = tonumber(f[1]), tonumber(f[2])
+local low, high = last - count + 1, last
+local limit = tonumber(ARGV[3])
+local start, stop, more
+if ARGV[2] ~= '' then
+  local ceiling = high
+  if ARGV[1] ~= '' then ceiling = math.min(high, tonumber(ARGV[1]) - 1) end
+  start = math.max(low, tonumber(ARGV[2]) + 1)
+  stop = math.min(ceiling, start + limit - 1)
+  more = stop < ceiling
+else
+  stop = high
+  if ARGV[1] ~= '' then stop = math.min(high, tonumber(ARGV[1]) - 1) end
+  start = math.max(low, stop - limit + 1)
+  more = start > low
+end
+if start > stop then return {0} end
+local seqs = {}
+for s = start, stop do seqs[#seqs + 1] = s end
+local rows = redis.call('HMGET', KEYS[2], unpack(seqs))
+local out = {more and 1 or 0}
+for k = 1, #seqs do out[k + 1] = rows[k] or '' end
+return out
+"""
+
+# -- tenant scripts. KEYS always: own, all, user list, user+workspace list, exp, tomb, tombz --------
+
+_TENANT_HELPERS = r"""
+local own, all, ulist, uwlist = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local expz, tomb, tombz = KEYS[5], KEYS[6], KEYS[7]
+
+-- Members of `list` that are past their expiry but not swept yet (they do not count as live).
+local function expired_in(list, now)
+  local due = redis.call('ZRANGEBYSCORE', expz, '-inf', now)
+  local n = 0
+  for _, c in ipairs(due) do
+    if redis.call('ZSCORE', list, c) then n = n + 1 end
+  end
+  return n
+end
+
+local function put(c, owner, score, exp)
+  redis.call('HSET', own, c, owner)
+  redis.call('ZADD', all, score, c)
+  redis.call('ZADD', ulist, score, c)
+  redis.call('ZADD', uwlist, score, c)
+  if exp ~= '' then redis.call('ZADD', expz, exp, c) else redis.call('ZREM', expz, c) end
+  redis.call('HDEL', tomb, c)
+  redis.call('ZREM', tombz, c)
+end
+
+local function unlist(c)
+  redis.call('ZREM', all, c)
+  redis.call('ZREM', ulist, c)
+  redis.call('ZREM', uwlist, c)
+  redis.call('ZREM', expz, c)
+  redis.call('HDEL', own, c)
+end
+"""
+
+# ARGV: conversation, owner, score, exp ('' none).
+INDEX_PUT = (
+    _TENANT_HELPERS
+    + r"""
+put(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 'ok'
+"""
+)
+
+# ARGV: conversation, owner, score, exp, now, max per tenant ('' none), max per user ('' none).
+# Atomically: refuse a live duplicate, check the counts, list the new conversation.
+INDEX_RESERVE = (
+    _TENANT_HELPERS
+    + r"""
+local c, now = ARGV[1], tonumber(ARGV[5])
+if redis.call('HEXISTS', own, c) == 1 then
+  local e = redis.call('ZSCORE', expz, c)
+  if not e or tonumber(e) > now then return {'exists'} end
+  unlist(c)
+end
+if ARGV[6] ~= '' then
+  local n = redis.call('ZCARD', all) - expired_in(all, now)
+  if n >= tonumber(ARGV[6]) then return {'tenant_limit', n} end
+end
+if ARGV[7] ~= '' then
+  local n = redis.call('ZCARD', ulist) - expired_in(ulist, now)
+  if n >= tonumber(ARGV[7]) then return {'user_limit', n} end
+end
+put(c, ARGV[2], ARGV[3], ARGV[4])
+return {'ok'}
+"""
+)
+
+# ARGV: conversation.
+INDEX_REMOVE = (
+    _TENANT_HELPERS
+    + r"""
+unlist(ARGV[1])
+return 'ok'
+"""
+)
+
+# ARGV: now. Live members of the list (all when the user list key is given as the all key).
+INDEX_COUNT = (
+    _TENANT_HELPERS
+    + r"""
+return redis.call('ZCARD', ulist) - expired_in(ulist, tonumber(ARGV[1]))
+"""
+)
+
+# ARGV: conversation, now. What the tenant still knows of a conversation whose record is gone:
+# {'tomb', owner and expiry} after a sweep, {'expired', owner} before it, or {'missing'}.
+GONE = (
+    _TENANT_HELPERS
+    + r"""
+local t = redis.call('HGET', tomb, ARGV[1])
+if t then return {'tomb', t} end
+local e = redis.call('ZSCORE', expz, ARGV[1])
+if e and tonumber(e) <= tonumber(ARGV[2]) then
+  return {'expired', redis.call('HGET', own, ARGV[1]) or ''}
+end
+return {'missing'}
+"""
+)
+
+# ARGV: now, limit, keep_ms. Forgets old tombstones, then names the conversations due to expire
+# with their owners and expiry: {c1, owner1, exp1, c2, ...}. Changes nothing else: the caller
+# checks their records are really gone before SWEEP_FINISH.
+SWEEP_DUE = (
+    _TENANT_HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', tombz, '-inf', now - tonumber(ARGV[3]))
+for _, c in ipairs(old) do
+  redis.call('HDEL', tomb, c)
+  redis.call('ZREM', tombz, c)
+end
+local due = redis.call('ZRANGEBYSCORE', expz, '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for k = 1, #due, 2 do
+  out[#out + 1] = due[k]
+  out[#out + 1] = redis.call('HGET', own, due[k]) or ''
+  out[#out + 1] = due[k + 1]
+end
+return out
+"""
+)
+
+# ARGV: now, then conversations whose records are gone. Each still due is unlisted and becomes a
+# tombstone; returns those it took (so that concurrent sweepers never report one twice). The list
+# keys of each conversation's owner are derived here, in the tenant's slot.
+SWEEP_FINISH = (
+    _TENANT_HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local prefix = string.sub(all, 1, #all - 3)
+local out = {}
+for k = 2, #ARGV do
+  local c = ARGV[k]
+  local e = redis.call('ZSCORE', expz, c)
+  if e and tonumber(e) <= now then
+    local owner = redis.call('HGET', own, c) or ''
+    local parts = {}
+    for p in string.gmatch(owner, '[^\31]+') do parts[#parts + 1] = p end
+    if parts[1] and parts[2] then
+      redis.call('ZREM', prefix .. 'u:' .. parts[1], c)
+      redis.call('ZREM', prefix .. 'uw:' .. parts[1] .. ':' .. parts[2], c)
+    end
+    redis.call('ZREM', all, c)
+    redis.call('ZREM', expz, c)
+    redis.call('HDEL', own, c)
+    redis.call('HSET', tomb, c, owner .. '\31' .. e)
+    redis.call('ZADD', tombz, e, c)
+    out[#out + 1] = c
+    out[#out + 1] = owner
+    out[#out + 1] = e
+  end
+end
+return out
+"""
+)
+
+# KEYS: the tenants hash, the key-hash index. ARGV: id, json, key hash.
+TENANT_CREATE = r"""
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 'ok'
+"""
+
+# KEYS: the tenants hash, the key-hash index. ARGV: id, json, key hash.
+TENANT_UPDATE = r"""
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return 'missing' end
+local old_hash = cjson.decode(old)['api_key_hash']
+if old_hash ~= ARGV[3] then redis.call('HDEL', KEYS[2], old_hash) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 'ok'
+"""

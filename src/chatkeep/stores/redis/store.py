@@ -1,0 +1,643 @@
+"""RedisStore: conversations in Redis (standalone or Cluster), with one sliding expiry per conversation.
+
+Keys (prefix `ck` unless the URL says `?prefix=`):
+
+    ck:{T:C}:c   hash: the conversation record          } one hash tag per conversation, one
+    ck:{T:C}:m   hash: seq -> message                    } expiry (PEXPIREAT) on all three,
+    ck:{T:C}:i   hash: message id -> seq                 } slid by every write and heartbeat
+    ck:{T}:own   hash: conversation -> owner             } the tenant's indexes: ordered lists
+    ck:{T}:all, :u:USER, :uw:USER:WS   sorted sets       } (score = pinned * 2^43 + last
+    ck:{T}:exp   sorted set by expiry                    } activity ms), the expiry index and
+    ck:{T}:tomb, :tombz   tombstones of swept ones       } the tombstones
+    ck:{tenants}:all, ck:{tenants}:keys                    tenants and their API key hashes
+    ck:expiring  set of tenants with expiring conversations, for the sweeper
+
+A write runs as one Lua script on the conversation's keys (checks and write are atomic); the
+tenant's indexes are updated right after by a second script in the tenant's slot. Reads of a list
+trust the records over the indexes (a record that is gone or no longer matches is skipped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from chatkeep.errors import (
+    ChatkeepError,
+    Conflict,
+    Expired,
+    NotFound,
+    QuotaExceeded,
+    StoreUnavailable,
+    VersionMismatch,
+)
+from chatkeep.models import (
+    ANYONE,
+    AppendOutcome,
+    AppendResult,
+    Conversation,
+    ConversationCursor,
+    ConversationPage,
+    ConversationPatch,
+    ConversationQuery,
+    ExpiredConversation,
+    LimitPolicy,
+    Message,
+    MessagePage,
+    MessageStatus,
+    Mode,
+    NewMessage,
+    Role,
+    Scope,
+    Tenant,
+    TenantSettings,
+    Usage,
+    cursor_key,
+    now_ms,
+)
+from chatkeep.stores.base import PREVIEW_CHARS, Store, fresh_conversation, local_only, matches
+from chatkeep.stores.redis import scripts
+from chatkeep.stores.url import StoreURL
+
+PINNED = 2**43  # the list score of a pinned conversation is offset by this (above any ms timestamp)
+SEP = "\x1f"
+UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError, rexc.ClusterError, OSError)
+Client = aioredis.Redis | RedisCluster
+
+
+class RedisStore(Store):
+    """URLs: `redis://host:6379/0`, `rediss://...` (TLS), `redis+cluster://host:7000` (a Redis
+    Cluster, found from that node). Options: `prefix` (key prefix, default `ck`)."""
+
+    def __init__(
+        self, url: StoreURL | str, *, client: Client | None = None, clock: Callable[[], int] = now_ms
+    ) -> None:
+        self.url = url if isinstance(url, StoreURL) else StoreURL.parse(url)
+        self.prefix = self.url.options.get("prefix", "ck")
+        self.cluster = self.url.scheme == "redis+cluster"
+        self._client = client
+        self._owns_client = client is None
+        self._clock = clock
+        self._scripts: dict[str, Any] = {}
+        self._expiring_known: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url.redacted!r})"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if self._client is None:
+            options: dict[str, Any] = {
+                "decode_responses": True,
+                "socket_connect_timeout": 2,
+                "socket_timeout": 5,
+                "retry": Retry(NoBackoff(), 1),
+            }
+            if self.cluster:
+                url = self.url.without_options().replace("redis+cluster://", "redis://", 1)
+                self._client = RedisCluster.from_url(url, **options)
+            else:
+                self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
+        for name in ("CREATE", "APPEND", "UPDATE", "TOUCH", "DELETE", "PAGE", "INDEX_PUT", "INDEX_RESERVE",
+                     "INDEX_REMOVE", "INDEX_COUNT", "GONE", "SWEEP_DUE", "SWEEP_FINISH", "TENANT_CREATE",
+                     "TENANT_UPDATE"):  # fmt: skip
+            self._scripts[name] = self._client.register_script(getattr(scripts, name))
+        await self.ping()
+
+    async def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+            self._client = None
+
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._redis.ping()
+
+    @property
+    def _redis(self) -> Client:
+        if self._client is None:
+            raise StoreUnavailable(f"{self.url.redacted} is not connected")
+        return self._client
+
+    @contextlib.asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except ChatkeepError:
+            raise
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        async with self._guard():
+            return await self._scripts[name](keys=keys, args=args)
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def _conv_keys(self, tenant: str, cid: str) -> list[str]:
+        base = f"{self.prefix}:{{{tenant}:{cid}}}"
+        return [f"{base}:c", f"{base}:m", f"{base}:i"]
+
+    def _tenant_key(self, tenant: str, name: str) -> str:
+        return f"{self.prefix}:{{{tenant}}}:{name}"
+
+    def _index_keys(self, tenant: str, user: str, workspace: str) -> list[str]:
+        k = self._tenant_key
+        return [
+            k(tenant, "own"),
+            k(tenant, "all"),
+            k(tenant, f"u:{user}"),
+            k(tenant, f"uw:{user}:{workspace}"),
+            k(tenant, "exp"),
+            k(tenant, "tomb"),
+            k(tenant, "tombz"),
+        ]
+
+    # -- tenants ----------------------------------------------------------------------------------
+
+    def _tenant_keys(self) -> list[str]:
+        return [f"{self.prefix}:{{tenants}}:all", f"{self.prefix}:{{tenants}}:keys"]
+
+    async def create_tenant(self, tenant: Tenant) -> None:
+        answer = await self._script(
+            "TENANT_CREATE", self._tenant_keys(), [tenant.id, _tenant_json(tenant), tenant.api_key_hash]
+        )
+        if answer == "exists":
+            raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists")
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        async with self._guard():
+            raw = cast(str | None, await self._redis.hget(self._tenant_keys()[0], tenant_id))
+        return None if raw is None else _tenant(raw)
+
+    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
+        async with self._guard():
+            tenant_id = cast(str | None, await self._redis.hget(self._tenant_keys()[1], key_hash))
+        return None if tenant_id is None else await self.get_tenant(tenant_id)
+
+    async def list_tenants(self) -> list[Tenant]:
+        async with self._guard():
+            everything = cast(dict[str, str], await self._redis.hgetall(self._tenant_keys()[0]))
+        return sorted((_tenant(raw) for raw in everything.values()), key=lambda t: t.id)
+
+    async def update_tenant(self, tenant: Tenant) -> None:
+        answer = await self._script(
+            "TENANT_UPDATE", self._tenant_keys(), [tenant.id, _tenant_json(tenant), tenant.api_key_hash]
+        )
+        if answer == "missing":
+            raise NotFound(f"tenant {tenant.id!r} not found")
+
+    # -- conversations ----------------------------------------------------------------------------
+
+    async def _listed(self, conversation: Conversation) -> None:
+        """Bring the tenant's indexes in line with this record."""
+        c = conversation
+        await self._script(
+            "INDEX_PUT",
+            self._index_keys(c.tenant, c.user, c.workspace),
+            [c.id, _owner(c), _score(c), _opt(c.expires_at)],
+        )
+        await self._note_expiring(c)
+
+    async def _note_expiring(self, conversation: Conversation) -> None:
+        if conversation.expires_at is not None and conversation.tenant not in self._expiring_known:
+            async with self._guard():
+                await self._redis.sadd(f"{self.prefix}:expiring", conversation.tenant)
+            self._expiring_known.add(conversation.tenant)
+
+    async def _gone(self, tenant: str, cid: str, scope: Scope) -> ChatkeepError:
+        """The error for a conversation whose record is not there: Expired if the tenant still
+        remembers it (and the caller may know), NotFound otherwise."""
+        keys = [
+            self._tenant_key(tenant, name) for name in ("own", "all", "all", "all", "exp", "tomb", "tombz")
+        ]
+        answer = await self._script("GONE", keys, [cid, self._clock()])
+        if answer[0] in ("tomb", "expired"):
+            user, workspace, *_ = (answer[1] or f"{SEP}{SEP}").split(SEP)
+            if user and scope.admits(user, workspace):
+                return Expired(f"conversation {cid!r} expired")
+        return NotFound(f"conversation {cid!r} not found")
+
+    async def create_conversation(
+        self,
+        conversation: Conversation,
+        *,
+        max_per_tenant: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Conversation:
+        now = self._clock()
+        stored = fresh_conversation(conversation, now)
+        answer = await self._script(
+            "INDEX_RESERVE",
+            self._index_keys(stored.tenant, stored.user, stored.workspace),
+            [
+                stored.id,
+                _owner(stored),
+                _score(stored),
+                _opt(stored.expires_at),
+                now,
+                _opt(max_per_tenant),
+                _opt(max_per_user),
+            ],
+        )
+        if answer[0] == "exists":
+            raise Conflict(f"conversation {stored.id!r} exists", code="conversation_exists")
+        if answer[0] in ("tenant_limit", "user_limit"):
+            limit = max_per_tenant if answer[0] == "tenant_limit" else max_per_user
+            who = "tenant" if answer[0] == "tenant_limit" else "user"
+            raise QuotaExceeded(
+                f"the {who} holds {answer[1]} conversations; the limit is {limit}",
+                code="conversation_limit",
+                limit=limit,
+            )
+        result = await self._script(
+            "CREATE", self._conv_keys(stored.tenant, stored.id), [now, *_record_fields(stored)]
+        )
+        if result == "exists":
+            raise Conflict(f"conversation {stored.id!r} exists", code="conversation_exists")
+        await self._note_expiring(stored)
+        return stored
+
+    async def get_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        async with self._guard():
+            fields = cast(
+                dict[str, str], await self._redis.hgetall(self._conv_keys(tenant, conversation_id)[0])
+            )
+        conversation = _conversation(tenant, conversation_id, fields) if fields else None
+        if (
+            conversation is None
+            or not scope.admits(conversation.user, conversation.workspace)
+            or (conversation.expires_at is not None and conversation.expires_at <= self._clock())
+        ):
+            raise await self._gone(tenant, conversation_id, scope)
+        return conversation
+
+    async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
+        if query.user is not None and query.workspace is not None:
+            index = self._tenant_key(query.tenant, f"uw:{query.user}:{query.workspace}")
+        elif query.user is not None:
+            index = self._tenant_key(query.tenant, f"u:{query.user}")
+        else:
+            index = self._tenant_key(query.tenant, "all")
+        now = self._clock()
+        bound = cursor_key(query.after) if query.after is not None else None
+        top: float | str = "+inf" if query.after is None else _score_of(query.after)
+        found: list[tuple[Conversation, tuple[bool, int, str]]] = []
+        batch = max(2 * query.limit, 20)
+        offset = 0
+        while len(found) <= query.limit:
+            async with self._guard():
+                chunk = cast(
+                    list[tuple[str, float]],
+                    await self._redis.zrevrangebyscore(
+                        index, top, "-inf", start=offset, num=batch, withscores=True
+                    ),
+                )
+                records = await self._records(query.tenant, [cid for cid, _ in chunk])
+            for (cid, score), fields in zip(chunk, records, strict=True):
+                position = (score >= PINNED, int(score % PINNED), cid)
+                if bound is not None and position >= bound:
+                    continue
+                if not fields:
+                    continue
+                conversation = _conversation(query.tenant, cid, fields)
+                expired = conversation.expires_at is not None and conversation.expires_at <= now
+                if not expired and matches(conversation, query):
+                    found.append((conversation, position))
+            if len(chunk) < batch:
+                break
+            offset += batch
+        page = found[: query.limit]
+        more = len(found) > query.limit
+        cursor = ConversationCursor(*page[-1][1]) if more and page else None
+        return ConversationPage([c for c, _ in page], cursor)
+
+    async def _records(self, tenant: str, ids: Sequence[str]) -> list[dict[str, str]]:
+        if not ids:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hgetall(self._conv_keys(tenant, cid)[0])
+        return list(await pipe.execute())
+
+    async def count_conversations(self, tenant: str, user: str | None = None) -> int:
+        index = self._tenant_key(tenant, f"u:{user}" if user is not None else "all")
+        keys = [self._tenant_key(tenant, "own"), index, index, index, self._tenant_key(tenant, "exp"),
+                self._tenant_key(tenant, "tomb"), self._tenant_key(tenant, "tombz")]  # fmt: skip
+        return int(await self._script("INDEX_COUNT", keys, [self._clock()]))
+
+    async def update_conversation(
+        self,
+        tenant: str,
+        conversation_id: str,
+        patch: ConversationPatch,
+        *,
+        expected_version: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Conversation:
+        fields: list[Any] = []
+        for name, value in (("title", patch.title), ("starred", patch.starred), ("pinned", patch.pinned),
+                            ("archived", patch.archived)):  # fmt: skip
+            if value is not None:
+                fields += [name, _field(value)]
+        if patch.tags is not None:
+            fields += ["tags", orjson.dumps(list(patch.tags)).decode()]
+        ttl = "keep" if patch.ttl is None else _opt(patch.ttl.ms)
+        answer = await self._script(
+            "UPDATE",
+            self._conv_keys(tenant, conversation_id),
+            [self._clock(), *_scope_args(scope), _opt(expected_version), ttl, *fields],
+        )
+        if answer[0] == "missing":
+            raise await self._gone(tenant, conversation_id, scope)
+        if answer[0] == "version":
+            current = int(answer[1])
+            raise VersionMismatch(
+                f"conversation {conversation_id!r} is at version {current}", current_version=current
+            )
+        updated = _conversation(tenant, conversation_id, _pairs(answer[1:]))
+        await self._listed(updated)
+        return updated
+
+    async def touch_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        answer = await self._script(
+            "TOUCH", self._conv_keys(tenant, conversation_id), [self._clock(), *_scope_args(scope)]
+        )
+        if answer[0] == "missing":
+            raise await self._gone(tenant, conversation_id, scope)
+        touched = _conversation(tenant, conversation_id, _pairs(answer[1:]))
+        await self._listed(touched)
+        return touched
+
+    async def delete_conversation(
+        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
+    ) -> Conversation:
+        answer = await self._script(
+            "DELETE", self._conv_keys(tenant, conversation_id), [self._clock(), *_scope_args(scope)]
+        )
+        if answer[0] == "missing":
+            raise await self._gone(tenant, conversation_id, scope)
+        deleted = _conversation(tenant, conversation_id, _pairs(answer[1:]))
+        await self._script(
+            "INDEX_REMOVE", self._index_keys(tenant, deleted.user, deleted.workspace), [conversation_id]
+        )
+        return deleted
+
+    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
+        async with self._guard():
+            tenants = sorted(cast(set[str], await self._redis.smembers(f"{self.prefix}:expiring")))
+        swept: list[ExpiredConversation] = []
+        for tenant in tenants:
+            if len(swept) >= limit:
+                break
+            swept += await self._sweep_tenant(tenant, limit - len(swept), keep_ms)
+        return swept
+
+    async def _sweep_tenant(self, tenant: str, limit: int, keep_ms: int) -> list[ExpiredConversation]:
+        keys = [self._tenant_key(tenant, n) for n in ("own", "all", "all", "all", "exp", "tomb", "tombz")]
+        now = self._clock()
+        due = await self._script("SWEEP_DUE", keys, [now, limit, keep_ms])
+        candidates = [due[k] for k in range(0, len(due), 3)]
+        if not candidates:
+            return []
+        records = await self._records(tenant, candidates)
+        gone = []
+        for cid, fields in zip(candidates, records, strict=True):
+            if fields:  # still alive: written again after the index was read; repair the index
+                await self._listed(_conversation(tenant, cid, fields))
+            else:
+                gone.append(cid)
+        if not gone:
+            return []
+        keys[1] = self._tenant_key(tenant, "all")
+        taken = await self._script("SWEEP_FINISH", keys, [now, *gone])
+        result = []
+        for k in range(0, len(taken), 3):
+            user, workspace, mode = (taken[k + 1].split(SEP) + ["", "", "ephemeral"])[:3]
+            result.append(
+                ExpiredConversation(tenant, taken[k], workspace, user, Mode(mode), int(float(taken[k + 2])))
+            )
+        return result
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def append_messages(
+        self,
+        tenant: str,
+        conversation_id: str,
+        messages: Sequence[NewMessage],
+        *,
+        max_messages: int | None = None,
+        policy: LimitPolicy = LimitPolicy.REJECT,
+        scope: Scope = ANYONE,
+    ) -> AppendOutcome:
+        now = self._clock()
+        args: list[Any] = [now, _opt(max_messages), policy.value, *_scope_args(scope), len(messages)]
+        for new in messages:
+            args += [
+                new.id,
+                _message_body(new),
+                new.content[:PREVIEW_CHARS],
+                new.usage.input_tokens,
+                new.usage.output_tokens,
+            ]
+        answer = await self._script("APPEND", self._conv_keys(tenant, conversation_id), args)
+        status = answer[0]
+        if status == "missing":
+            raise await self._gone(tenant, conversation_id, scope)
+        if status == "local_only":
+            raise local_only(conversation_id)
+        if status == "limit":
+            raise QuotaExceeded(
+                f"conversation {conversation_id!r} holds {answer[1]} messages; the limit is {max_messages}",
+                code="message_limit",
+                limit=max_messages,
+            )
+        conversation = _conversation(tenant, conversation_id, _pairs(answer[1 + 2 * len(messages) :]))
+        results: list[AppendResult] = []
+        for k, new in enumerate(messages):
+            kind, value = answer[1 + 2 * k], answer[2 + 2 * k]
+            if kind == "new":
+                results.append(AppendResult(_created(conversation_id, new, int(value), now), created=True))
+            elif kind == "dup":
+                results.append(AppendResult(results[int(value)].message, created=False))
+            elif value.startswith("trimmed:"):
+                stub = Message(
+                    conversation_id, new.id, int(value[8:]), new.role, "", 0, status=MessageStatus.TRIMMED
+                )
+                results.append(AppendResult(stub, created=False))
+            else:
+                results.append(AppendResult(_stored(conversation_id, value), created=False))
+        if any(r.created for r in results):
+            await self._listed(conversation)
+        return AppendOutcome(conversation, results)
+
+    async def read_messages(
+        self,
+        conversation: Conversation,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> MessagePage:
+        keys = self._conv_keys(conversation.tenant, conversation.id)[:2]
+        answer = await self._script("PAGE", keys, [_opt(before), _opt(after), limit])
+        rows = [row for row in answer[1:] if row]
+        return MessagePage(
+            [_stored(conversation.id, row) for row in rows], has_more=bool(answer[0]) and bool(rows)
+        )
+
+
+# -- encoding ---------------------------------------------------------------------------------------
+
+
+def _opt(value: int | None) -> str | int:
+    return "" if value is None else value
+
+
+def _field(value: bool | str) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return value
+
+
+def _scope_args(scope: Scope) -> list[str]:
+    workspaces = "*" if scope.workspaces is None else SEP.join(sorted(scope.workspaces))
+    return [scope.user or "", workspaces]
+
+
+def _owner(c: Conversation) -> str:
+    return SEP.join((c.user, c.workspace, c.mode.value))
+
+
+def _score(c: Conversation) -> int:
+    return c.last_activity_at + (PINNED if c.pinned else 0)
+
+
+def _score_of(cursor: ConversationCursor) -> int:
+    return cursor.last_activity_at + (PINNED if cursor.pinned else 0)
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _record_fields(c: Conversation) -> list[Any]:
+    values = {
+        "ws": c.workspace,
+        "user": c.user,
+        "mode": c.mode.value,
+        "title": c.title,
+        "created": c.created_at,
+        "active": c.last_activity_at,
+        "starred": _field(c.starred),
+        "pinned": _field(c.pinned),
+        "archived": _field(c.archived),
+        "tags": orjson.dumps(list(c.tags)).decode(),
+        "count": c.message_count,
+        "last": c.last_seq,
+        "preview": c.preview,
+        "in": c.usage.input_tokens,
+        "out": c.usage.output_tokens,
+        "version": c.version,
+        "ttl": _opt(c.ttl_ms),
+        "exp": _opt(c.expires_at),
+    }
+    return [item for pair in values.items() for item in pair]
+
+
+def _conversation(tenant: str, cid: str, f: dict[str, str]) -> Conversation:
+    return Conversation(
+        tenant=tenant,
+        id=cid,
+        workspace=f["ws"],
+        user=f["user"],
+        mode=Mode(f["mode"]),
+        title=f["title"],
+        created_at=int(f["created"]),
+        last_activity_at=int(f["active"]),
+        starred=f["starred"] == "1",
+        pinned=f["pinned"] == "1",
+        archived=f["archived"] == "1",
+        tags=tuple(orjson.loads(f["tags"])),
+        message_count=int(f["count"]),
+        last_seq=int(f["last"]),
+        preview=f["preview"],
+        usage=Usage(int(f["in"]), int(f["out"])),
+        version=int(f["version"]),
+        ttl_ms=int(f["ttl"]) if f["ttl"] else None,
+        expires_at=int(f["exp"]) if f["exp"] else None,
+    )
+
+
+def _message_body(m: NewMessage) -> str:
+    body = {
+        "id": m.id,
+        "role": m.role.value,
+        "content": m.content,
+        "parts": m.parts,
+        "metadata": m.metadata,
+        "in": m.usage.input_tokens,
+        "out": m.usage.output_tokens,
+        "status": m.status.value,
+    }
+    return orjson.dumps(body).decode()
+
+
+def _created(cid: str, m: NewMessage, seq: int, now: int) -> Message:
+    return Message(cid, m.id, seq, m.role, m.content, now, m.parts, m.metadata, m.usage, m.status)
+
+
+def _stored(cid: str, raw: str) -> Message:
+    seq, created_at, body = orjson.loads(raw)
+    return Message(
+        conversation_id=cid,
+        id=body["id"],
+        seq=seq,
+        role=Role(body["role"]),
+        content=body["content"],
+        created_at=created_at,
+        parts=body["parts"],
+        metadata=body["metadata"],
+        usage=Usage(body["in"], body["out"]),
+        status=MessageStatus(body["status"]),
+    )
+
+
+def _tenant_json(t: Tenant) -> str:
+    return orjson.dumps(
+        {
+            "id": t.id,
+            "name": t.name,
+            "api_key_hash": t.api_key_hash,
+            "token_secret": t.token_secret,
+            "created_at": t.created_at,
+            "settings": t.settings.to_json(),
+        }
+    ).decode()
+
+
+def _tenant(raw: str) -> Tenant:
+    d = orjson.loads(raw)
+    return Tenant(
+        id=d["id"],
+        name=d["name"],
+        api_key_hash=d["api_key_hash"],
+        token_secret=d["token_secret"],
+        created_at=d["created_at"],
+        settings=TenantSettings.from_json(d["settings"]),
+    )
