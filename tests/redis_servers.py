@@ -3,7 +3,9 @@ throwaway local Redis Cluster (three redis-server processes joined by `redis-cli
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ NODES = 3
 class LocalCluster:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.ports = [free_port() for _ in range(NODES)]
+        self.ports = [cluster_port() for _ in range(NODES)]
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -24,6 +26,13 @@ class LocalCluster:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}"
 
     def start(self) -> LocalCluster:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCluster:
         for binary in ("redis-server", "redis-cli"):
             if shutil.which(binary) is None:
                 raise RuntimeError(f"{binary} is not installed")
@@ -75,6 +84,24 @@ class LocalCluster:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"timed out waiting for {what}")
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000, so at most 65535) is free too."""
+    for _ in range(100):
+        port = random.randint(20_000, 45_000)
+        if all(_bindable(p) for p in (port, port + 10_000)):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 class RedisProcess:
