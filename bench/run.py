@@ -1,6 +1,6 @@
 """chatkeep benchmarks: the real server in a subprocess, driven over HTTP from this process.
 
-    python bench/run.py                      # SQLite and PostgreSQL
+    python bench/run.py                      # SQLite, PostgreSQL, Redis (ephemeral conversations)
     python bench/run.py --backends sqlite    # one backend
     python bench/run.py --quick              # smaller runs, for a smoke check
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import services  # noqa: E402
-from tests.conftest import drop_schema  # noqa: E402
+from tests.conftest import drop_keys, drop_schema  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
 from bench.client import Connection  # noqa: E402
@@ -50,9 +50,10 @@ def ms(seconds: float) -> str:
 
 
 class Bench:
-    def __init__(self, url: str, quick: bool) -> None:
+    def __init__(self, url: str, quick: bool, mode: str) -> None:
         self.url = url
         self.quick = quick
+        self.mode = mode
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         self.client = httpx.AsyncClient(base_url=url, timeout=60, limits=limits)
         self.headers: dict[str, str] = {}
@@ -63,9 +64,8 @@ class Bench:
 
     async def conversation(self) -> str:
         cid = f"bench-{uuid.uuid4().hex[:12]}"
-        response = await self.client.post(
-            "/v1/conversations", json={"workspace": "bench", "id": cid}, headers=self.headers
-        )
+        body = {"workspace": "bench", "id": cid, "mode": self.mode}
+        response = await self.client.post("/v1/conversations", json=body, headers=self.headers)
         response.raise_for_status()
         return cid
 
@@ -193,6 +193,22 @@ class Bench:
         return results
 
 
+def backend_env(name: str, tmp: Path) -> tuple[dict[str, str], str, Callable[[], Awaitable[None]] | None]:
+    """Settings for the server, the persistence mode to create conversations in, and a cleanup."""
+    if name == "redis":
+        url = services.redis()
+        if url is None:
+            raise SystemExit(f"Redis is not reachable at {services.REDIS_URL}")
+        prefix = f"ck-bench-{uuid.uuid4().hex[:8]}"
+        env = {
+            "CHATKEEP_DURABLE_URL": f"sqlite:///{tmp}/bench-redis.db",
+            "CHATKEEP_EPHEMERAL_URL": f"{url}?prefix={prefix}",
+        }
+        return env, "ephemeral", lambda: drop_keys(services.REDIS_URL, prefix)
+    durable, cleanup = backend_url(name, tmp)
+    return {"CHATKEEP_DURABLE_URL": durable}, "durable", cleanup
+
+
 def backend_url(name: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]] | None]:
     if name == "sqlite":
         return f"sqlite:///{tmp}/bench.db", None
@@ -202,20 +218,20 @@ def backend_url(name: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]
             raise SystemExit(f"PostgreSQL is not reachable at {services.POSTGRES_URL}")
         schema = f"ck_bench_{uuid.uuid4().hex[:8]}"
         return f"{url}?schema={schema}", lambda: drop_schema(schema)
-    raise SystemExit(f"unknown backend {name!r}; use sqlite or postgres")
+    raise SystemExit(f"unknown backend {name!r}; use sqlite, postgres or redis")
 
 
 async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
-    url, cleanup = backend_url(name, tmp)
+    stores, mode, cleanup = backend_env(name, tmp)
     env = {
-        "CHATKEEP_DURABLE_URL": url,
+        **stores,
         "CHATKEEP_USER_RATE_PER_SECOND": "0",
         "CHATKEEP_MAX_MESSAGES_PER_CONVERSATION": "200000",
         "CHATKEEP_LOG_LEVEL": "warning",
     }
     server = ServerProcess(env, tmp / f"{name}.log").start()
     try:
-        return await Bench(server.url, quick).run()
+        return await Bench(server.url, quick, mode).run()
     finally:
         server.stop()
         if cleanup is not None:
@@ -233,7 +249,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--backends", default="sqlite,postgres,redis")
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     args = parser.parse_args()
     import tempfile

@@ -108,10 +108,21 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         counts[report.outcome] += 1
 
 
+_reports: list[str] = []
+
+
+def report(line: str) -> None:
+    """A measurement a test wants shown at the end of the run (counts, not timings)."""
+    _reports.append(line)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _contract_results:
-        return
-    terminalreporter.section("store conformance suite")
-    for backend, counts in _contract_results.items():
-        parts = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
-        terminalreporter.write_line(f"{backend:>14}: {parts}")
+    if _reports:
+        terminalreporter.section("measurements")
+        for line in _reports:
+            terminalreporter.write_line(line)
+    if _contract_results:
+        terminalreporter.section("store conformance suite")
+        for backend, counts in _contract_results.items():
+            parts = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+            terminalreporter.write_line(f"{backend:>14}: {parts}")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests import services
-from tests.conftest import drop_schema, unique
+from tests.conftest import drop_schema, report, unique
 from tests.server import ServerProcess
 
 
@@ -79,6 +79,11 @@ async def test_every_acknowledged_message_survives_sigkill(durable_url: str, tmp
                     break
                 after = page["messages"][-1]["seq"]
     missing = set(acknowledged) - set(stored)
+    found = len(set(acknowledged) & set(stored))
+    report(
+        f"SIGKILL ({durable_url.split(':')[0]}): {len(acknowledged)} appends acknowledged before the kill, "
+        f"{found} of them found after the restart, {len(seqs) - len(stored)} stored twice"
+    )
     assert not missing, f"{len(missing)} acknowledged messages lost"
     assert all(stored[mid] == text for mid, text in acknowledged.items())
     assert seqs == list(range(1, len(seqs) + 1))  # no gap, no repeat

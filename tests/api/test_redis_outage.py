@@ -11,6 +11,7 @@ import pytest
 
 from tests import services
 from tests.api.conftest import Api, running_api
+from tests.conftest import report
 from tests.redis_servers import RedisProcess
 
 
@@ -109,8 +110,8 @@ async def test_stopping_redis_mid_traffic_loses_and_duplicates_nothing(
             assert len(extra) <= 1  # at most an in-flight write whose answer was cut off
         acknowledged_total = sum(map(len, acknowledged.values())) + 2
         after_outage = acknowledged_total - before_outage - during_outage - 2
-        print(
-            f"\nRedis outage: {acknowledged_total} writes acknowledged ({before_outage} before the outage, "
+        report(
+            f"Redis outage: {acknowledged_total} writes acknowledged ({before_outage} before the outage, "
             f"{during_outage + 2} during it, {after_outage} after), {stored_total} stored, "
             f"{duplicates} duplicated, {refused} answered 503 and retried"
         )

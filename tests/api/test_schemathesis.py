@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from chatkeep.api.app import create_app
 from chatkeep.config import Settings
 from chatkeep.models import ID_RE
+from tests.conftest import report
 from tests.server import ServerProcess
 
 EXAMPLES_PER_OPERATION = 30
@@ -136,6 +137,6 @@ def test_the_fuzzing_sent_a_few_hundred_cases() -> None:
     operations = {
         f"{method.upper()} {path}" for path, item in schema.raw_schema["paths"].items() for method in item
     }
-    print(f"schemathesis sent {sum(CASES_SENT.values())} cases over {len(CASES_SENT)} operations")
+    report(f"schemathesis: {sum(CASES_SENT.values())} generated requests over {len(CASES_SENT)} operations")
     assert set(CASES_SENT) == operations
     assert sum(CASES_SENT.values()) >= 300

@@ -69,14 +69,6 @@ async def append_message(
     return answer(codec.message_json(result.message), 201 if result.created else 200)
 
 
-async def _batch(
-    conversation_id: str, body: MessageBatchCreate, principal: Principal, services: Services, metrics: Metrics
-) -> JSONResponse:
-    outcome = await _append(services, metrics, principal, conversation_id, body.messages)
-    results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
-    return answer({"results": results}, 201 if outcome.created_count else 200)
-
-
 BATCH_RESPONSES = {
     200: {"model": BatchResult, "description": "Every id was already stored"},
     **problems(404, 409, 413),
@@ -84,6 +76,13 @@ BATCH_RESPONSES = {
 
 
 @router.post("/messages:batch", response_model=BatchResult, status_code=201, responses=BATCH_RESPONSES)
+@router.post(
+    "/messages/batch",
+    response_model=BatchResult,
+    status_code=201,
+    responses=BATCH_RESPONSES,
+    include_in_schema=False,
+)
 async def append_batch(
     conversation_id: ConversationId,
     body: MessageBatchCreate,
@@ -93,24 +92,9 @@ async def append_batch(
 ) -> JSONResponse:
     """Append several messages in order, all or nothing (for offline sync). Ids already stored are
     answered with the stored message (`created` false) and not stored again."""
-    return await _batch(conversation_id, body, principal, services, metrics)
-
-
-@router.post(
-    "/messages/batch",
-    response_model=BatchResult,
-    status_code=201,
-    responses=BATCH_RESPONSES,
-    include_in_schema=False,
-)
-async def append_batch_alias(
-    conversation_id: ConversationId,
-    body: MessageBatchCreate,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    metrics: MetricsDep,
-) -> JSONResponse:
-    return await _batch(conversation_id, body, principal, services, metrics)
+    outcome = await _append(services, metrics, principal, conversation_id, body.messages)
+    results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
+    return answer({"results": results}, 201 if outcome.created_count else 200)
 
 
 @router.get("/messages", response_model=MessageList, responses=problems(404))

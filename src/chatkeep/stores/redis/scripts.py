@@ -37,6 +37,22 @@ local function expire_all(keys, exp)
     if exp ~= '' then redis.call('PEXPIREAT', key, exp) else redis.call('PERSIST', key) end
   end
 end
+
+-- Slide the conversation's one expiry from `now` over all its keys (none when its ttl is '').
+local function slide(keys, now)
+  local ttl = redis.call('HGET', keys[1], 'ttl')
+  local exp = ''
+  if ttl ~= '' then exp = string.format('%d', now + tonumber(ttl)) end
+  redis.call('HSET', keys[1], 'exp', exp)
+  expire_all(keys, exp)
+end
+
+-- {'ok', record field, value, ...}
+local function with_record(c)
+  local out = {'ok'}
+  for _, v in ipairs(redis.call('HGETALL', c)) do out[#out + 1] = v end
+  return out
+end
 """
 
 # KEYS: c m i. ARGV: now, field/value pairs. Replaces an expired record; refuses a live one.
@@ -65,7 +81,7 @@ local now = tonumber(ARGV[1])
 local f, err = check(KEYS[1], now, ARGV[4], ARGV[5])
 if err then return {err} end
 if f[4] == 'local' then return {'local_only'} end
-local rec = redis.call('HMGET', KEYS[1], 'count', 'last', 'ttl')
+local rec = redis.call('HMGET', KEYS[1], 'count', 'last')
 local count, last = tonumber(rec[1]), tonumber(rec[2])
 local n = tonumber(ARGV[6])
 local out = {'ok'}
@@ -109,13 +125,10 @@ if #fresh > 0 then
     tin = tin + x[5]
     tout = tout + x[6]
   end
-  local exp = ''
-  if rec[3] ~= '' then exp = string.format('%d', now + tonumber(rec[3])) end
-  redis.call('HSET', KEYS[1], 'count', total, 'last', seq, 'active', ARGV[1],
-             'preview', fresh[#fresh][4], 'exp', exp)
+  redis.call('HSET', KEYS[1], 'count', total, 'last', seq, 'active', ARGV[1], 'preview', fresh[#fresh][4])
   redis.call('HINCRBY', KEYS[1], 'in', tin)
   redis.call('HINCRBY', KEYS[1], 'out', tout)
-  expire_all(KEYS, exp)
+  slide(KEYS, now)
 end
 local record = redis.call('HGETALL', KEYS[1])
 for _, v in ipairs(record) do out[#out + 1] = v end
@@ -137,14 +150,8 @@ if ARGV[4] ~= '' and ARGV[4] ~= version then return {'version', version} end
 if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 if ARGV[5] ~= 'keep' then redis.call('HSET', KEYS[1], 'ttl', ARGV[5]) end
-local ttl = redis.call('HGET', KEYS[1], 'ttl')
-local exp = ''
-if ttl ~= '' then exp = string.format('%d', now + tonumber(ttl)) end
-redis.call('HSET', KEYS[1], 'exp', exp)
-expire_all(KEYS, exp)
-local out = {'ok'}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
-return out
+slide(KEYS, now)
+return with_record(KEYS[1])
 """
 )
 
@@ -155,14 +162,9 @@ TOUCH = (
 local now = tonumber(ARGV[1])
 local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
 if err then return {err} end
-local ttl = redis.call('HGET', KEYS[1], 'ttl')
-local exp = ''
-if ttl ~= '' then exp = string.format('%d', now + tonumber(ttl)) end
-redis.call('HSET', KEYS[1], 'active', ARGV[1], 'exp', exp)
-expire_all(KEYS, exp)
-local out = {'ok'}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
-return out
+redis.call('HSET', KEYS[1], 'active', ARGV[1])
+slide(KEYS, now)
+return with_record(KEYS[1])
 """
 )
 
@@ -173,8 +175,7 @@ DELETE = (
 local now = tonumber(ARGV[1])
 local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
 if err then return {err} end
-local out = {'ok'}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+local out = with_record(KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return out
 """
