@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatkeep.stores import Store, open_store
+from chatkeep.stores import Store, open_ephemeral, open_store
 from tests import services
 from tests.redis_servers import LocalCluster
 
-BACKENDS = ["memory", "sqlite", "postgres", "redis", "redis_cluster"]
+BACKENDS = ["memory", "sqlite", "postgres", "redis", "redis_cluster", "redis_fallback"]
 
 
 def unique(prefix: str) -> str:
@@ -32,9 +32,11 @@ async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
     elif name == "postgres":
         schema = f"ck_test_{uuid.uuid4().hex[:10]}"
         store = open_store(f"{services.require_postgres()}?schema={schema}")
-    elif name == "redis":
+    elif name in ("redis", "redis_fallback"):
         prefix = f"ck-test-{uuid.uuid4().hex[:10]}"
-        store = open_store(f"{services.require_redis()}?prefix={prefix}")
+        url = f"{services.require_redis()}?prefix={prefix}"
+        # redis_fallback: the Redis store as deployments use it, behind the outage fallback
+        store = open_store(url) if name == "redis" else open_ephemeral(url)
     elif name == "redis_cluster":
         store = open_store(f"{redis_cluster(tmp_dir)}?prefix=ck-test")
     else:
@@ -44,7 +46,7 @@ async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
     try:
         yield store
     finally:
-        if name == "redis":
+        if name in ("redis", "redis_fallback"):
             await drop_keys(services.REDIS_URL, prefix)
         await store.close()
         if name == "postgres":
