@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         description="How long an expired conversation still answers `expired` (then `not_found`).",
     )
     sweep_interval_seconds: float = Field(5.0, gt=0, description="How often expired conversations are swept.")
+    stream_timeout_seconds: int = Field(
+        30, ge=1, description="A streaming reply not extended for this long is marked interrupted."
+    )
     ephemeral_outage: Literal["fallback", "refuse"] = Field(
         "fallback",
         description="When Redis is unreachable: keep ephemeral writes in memory and replay them "

@@ -267,6 +267,7 @@ class ExpiredConversation:
 class EventType(StrEnum):
     MESSAGE_CREATED = "message.created"
     MESSAGE_UPDATED = "message.updated"
+    MESSAGE_DELTA = "message.delta"
     CONVERSATION_CREATED = "conversation.created"
     CONVERSATION_UPDATED = "conversation.updated"
     CONVERSATION_DELETED = "conversation.deleted"

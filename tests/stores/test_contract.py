@@ -10,7 +10,7 @@ import dataclasses
 
 import pytest
 
-from chatkeep.errors import Conflict, Expired, NotFound, QuotaExceeded, VersionMismatch
+from chatkeep.errors import Conflict, Expired, NotFound, QuotaExceeded, TooLarge, VersionMismatch
 from chatkeep.models import (
     TTL,
     Conversation,
@@ -649,3 +649,110 @@ async def test_concurrent_sweepers_never_report_one_conversation_twice(store: St
             break
         reported += more
     assert sorted(reported) == sorted(ids)
+
+
+# -- streaming replies ------------------------------------------------------------------------------
+
+
+async def open_stream(store: Store, tenant: str, cid: str, mid: str = "reply", content: str = "") -> None:
+    new = NewMessage(id=mid, role=Role.ASSISTANT, content=content, status=MessageStatus.STREAMING)
+    outcome = await store.append_messages(tenant, cid, [new])
+    assert outcome.results[0].message.status is MessageStatus.STREAMING
+
+
+async def test_a_streaming_reply_grows_and_is_readable_meanwhile(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, ttl_ms=60_000))
+    await store.append_messages(tenant, c.id, [msg("question", "Why?")])
+    await open_stream(store, tenant, c.id)
+    await tick()
+    first = await store.extend_message(tenant, c.id, "reply", "Because ")
+    assert (first.offset, first.appended, first.message.content) == (0, "Because ", "Because ")
+    second = await store.extend_message(tenant, c.id, "reply", "the sky ")
+    assert (second.offset, second.message.content) == (8, "Because the sky ")
+    current = await store.get_conversation(tenant, c.id)
+    assert current.preview == "Because the sky " and current.last_activity_at > c.last_activity_at
+    page = await store.read_messages(current)
+    assert [(m.id, m.content, m.status) for m in page.messages][-1] == (
+        "reply",
+        "Because the sky ",
+        MessageStatus.STREAMING,
+    )
+
+
+async def test_deltas_with_an_offset_are_idempotent(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await open_stream(store, tenant, c.id, content="Hel")
+    assert (await store.extend_message(tenant, c.id, "reply", "lo", offset=3)).message.content == "Hello"
+    retry = await store.extend_message(tenant, c.id, "reply", "lo", offset=3)  # a retried delta
+    assert (retry.appended, retry.message.content) == ("", "Hello")
+    overlap = await store.extend_message(tenant, c.id, "reply", "lo, world", offset=3)  # part new
+    assert (overlap.offset, overlap.appended, overlap.message.content) == (5, ", world", "Hello, world")
+    for text, offset in (("X", 20), ("Jello", 0)):
+        with pytest.raises(Conflict) as err:
+            await store.extend_message(tenant, c.id, "reply", text, offset=offset)
+        assert err.value.code == "offset_mismatch" and err.value.extra["length"] == 12
+    assert (await store.read_messages(await store.get_conversation(tenant, c.id))).messages[
+        0
+    ].content == "Hello, world"
+
+
+async def test_extending_what_is_not_a_live_stream_is_refused(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await store.append_messages(tenant, c.id, [msg("done", "complete already")])
+    with pytest.raises(Conflict) as err:
+        await store.extend_message(tenant, c.id, "done", "more")
+    assert err.value.code == "not_streaming"
+    with pytest.raises(NotFound) as missing:
+        await store.extend_message(tenant, c.id, "no-such-message", "x")
+    assert missing.value.code == "message_not_found"
+    await open_stream(store, tenant, c.id)
+    with pytest.raises(NotFound):
+        await store.extend_message(tenant, c.id, "reply", "x", scope=Scope(user="intruder"))
+    with pytest.raises(TooLarge):
+        await store.extend_message(tenant, c.id, "reply", "é" * 20, max_bytes=30)
+    with pytest.raises(NotFound):
+        await store.finish_message(
+            tenant, c.id, "reply", MessageStatus.COMPLETE, scope=Scope(user="intruder")
+        )
+
+
+async def test_finishing_a_stream_counts_its_usage_once(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await store.append_messages(tenant, c.id, [msg("q", usage=Usage(5, 0))])
+    await open_stream(store, tenant, c.id)
+    await store.extend_message(tenant, c.id, "reply", "Answer.")
+    done = await store.finish_message(tenant, c.id, "reply", MessageStatus.COMPLETE, usage=Usage(7, 3))
+    assert (done.status, done.content, done.usage) == (MessageStatus.COMPLETE, "Answer.", Usage(7, 3))
+    again = await store.finish_message(tenant, c.id, "reply", MessageStatus.COMPLETE, usage=Usage(7, 3))
+    assert again == done
+    current = await store.get_conversation(tenant, c.id)
+    assert (current.usage, current.preview) == (Usage(12, 3), "Answer.")
+    with pytest.raises(Conflict) as err:
+        await store.finish_message(tenant, c.id, "reply", MessageStatus.INTERRUPTED)
+    assert err.value.code == "not_streaming"
+    with pytest.raises(Conflict):
+        await store.extend_message(tenant, c.id, "reply", " More.")
+    page = await store.read_messages(current)
+    assert page.messages[-1].status is MessageStatus.COMPLETE and page.messages[-1].usage == Usage(7, 3)
+
+
+async def test_streams_whose_writer_went_quiet_are_interrupted_once(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    await open_stream(store, tenant, c.id, "quiet")
+    await store.extend_message(tenant, c.id, "quiet", "partial")
+    await open_stream(store, tenant, c.id, "busy")
+    await asyncio.sleep(0.25)
+    await store.extend_message(tenant, c.id, "busy", "still going")
+    results = await asyncio.gather(*(store.interrupt_stale_streams(idle_ms=200) for _ in range(4)))
+    mine = [
+        (conversation.id, message.id)
+        for batch in results
+        for conversation, message in batch
+        if conversation.tenant == tenant
+    ]
+    assert mine == [(c.id, "quiet")]
+    messages = {
+        m.id: m for m in (await store.read_messages(await store.get_conversation(tenant, c.id))).messages
+    }
+    assert (messages["quiet"].status, messages["quiet"].content) == (MessageStatus.INTERRUPTED, "partial")
+    assert messages["busy"].status is MessageStatus.STREAMING

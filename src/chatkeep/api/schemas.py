@@ -84,6 +84,31 @@ class MessageCreate(StrictModel):
     parts: list[Any] | None = Field(None, description="Structured parts (free-form JSON).")
     metadata: dict[str, Any] | None = Field(None, description="Free-form JSON object.")
     usage: UsageIn | None = None
+    status: Literal["complete", "streaming"] = Field(
+        "complete", description="`streaming` opens a reply that deltas then grow until it is finished."
+    )
+
+
+class DeltaCreate(StrictModel):
+    text: StrictStr = Field(max_length=65_536, description=TEXT_NOTE)
+    offset: Annotated[int, Field(ge=0, le=10**9), BeforeValidator(_integer)] | None = Field(
+        None,
+        description="The content length (in characters) the writer has sent before this text. With it a "
+        "retried delta is not stored twice; without it the text goes at the end.",
+    )
+
+
+class Delta(BaseModel):
+    message_id: str
+    seq: int
+    offset: int = Field(description="Where the newly stored text starts.")
+    appended: str = Field(description="What this call added (empty when it was already stored).")
+    length: int = Field(description="The content length after this delta.")
+
+
+class StreamFinish(StrictModel):
+    status: Literal["complete", "interrupted"] = "complete"
+    usage: UsageIn | None = None
 
 
 class MessageBatchCreate(StrictModel):

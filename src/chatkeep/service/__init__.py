@@ -14,6 +14,7 @@ from chatkeep.service.conversations import ChatService, ListFilters, MessageInpu
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.routing import StoreRouter
+from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
 from chatkeep.stores import Store, open_ephemeral, open_store
 
@@ -26,6 +27,7 @@ class Services:
     auth: Authenticator
     tenants: TenantService
     chat: ChatService
+    streams: StreamService
     sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
@@ -48,13 +50,15 @@ class Services:
         bus = events or open_bus(None)
         auth = Authenticator(durable)
         lifetimes = Lifetimes.from_settings(settings)
+        chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
         return cls(
             settings=settings,
             router=router,
             events=bus,
             auth=auth,
             tenants=TenantService(durable, auth),
-            chat=ChatService(router, bus, Limits.from_settings(settings), lifetimes),
+            chat=chat,
+            streams=StreamService(chat),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),

@@ -68,6 +68,8 @@ class MessageInput:
     parts: list[JSONValue] | None = None
     metadata: JSONObject | None = None
     usage: Usage = field(default_factory=Usage)
+    # `streaming` opens a reply that text deltas then grow (see StreamService).
+    status: MessageStatus = MessageStatus.COMPLETE
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +312,7 @@ class ChatService:
                     parts=i.parts,
                     metadata=i.metadata,
                     usage=i.usage,
-                    status=MessageStatus.COMPLETE,
+                    status=_opening_status(i.status),
                 ),
                 self.limits.max_message_bytes,
             )
@@ -386,3 +388,9 @@ class ChatService:
             version=conversation.version,
             data={"message": codec.message_json(message)},
         )
+
+
+def _opening_status(status: MessageStatus) -> MessageStatus:
+    if status not in (MessageStatus.COMPLETE, MessageStatus.STREAMING):
+        raise InvalidInput("a new message is 'complete' or 'streaming'", code="invalid_status")
+    return status

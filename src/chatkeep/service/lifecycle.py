@@ -12,6 +12,7 @@ from chatkeep.config import Settings
 from chatkeep.errors import StoreUnavailable
 from chatkeep.events.base import EventBus
 from chatkeep.models import Event, EventType, ExpiredConversation, Mode, Tenant
+from chatkeep.service.events import updated_event
 from chatkeep.service.routing import StoreRouter
 
 log = logging.getLogger("chatkeep.lifecycle")
@@ -27,6 +28,7 @@ class Lifetimes:
     none_grace_seconds: int = 90
     pinned_never_expire: bool = True
     expired_memory_seconds: int = 7 * 86_400
+    stream_timeout_seconds: int = 30
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lifetimes:
@@ -35,6 +37,7 @@ class Lifetimes:
             none_grace_seconds=settings.none_grace_seconds,
             pinned_never_expire=settings.pinned_never_expire,
             expired_memory_seconds=settings.expired_memory_seconds,
+            stream_timeout_seconds=settings.stream_timeout_seconds,
         )
 
     def ephemeral_ttl(self, tenant: Tenant) -> int:
@@ -60,9 +63,10 @@ class Lifetimes:
 
 
 class Sweeper:
-    """Removes expired conversations from every store, every `interval` seconds, and publishes a
-    `conversation.expired` event for each. Several instances may sweep at once: each expired
-    conversation is reported by exactly one of them."""
+    """Every `interval` seconds: removes expired conversations from every store and publishes a
+    `conversation.expired` event for each, and marks `interrupted` the streaming replies whose writer
+    went quiet (publishing `message.updated`). Several instances may sweep at once: each conversation
+    or reply is reported by exactly one of them."""
 
     def __init__(self, router: StoreRouter, events: EventBus, lifetimes: Lifetimes, interval: float) -> None:
         self._router = router
@@ -91,7 +95,8 @@ class Sweeper:
                 log.exception("sweep failed")
 
     async def sweep(self) -> list[ExpiredConversation]:
-        """One pass over every store; returns what it removed."""
+        """One pass over every store; returns the conversations it removed."""
+        await self._interrupt_stale_streams()
         keep_ms = self._lifetimes.expired_memory_seconds * 1000
         removed: list[ExpiredConversation] = []
         for store in self._router.stores:
@@ -108,6 +113,18 @@ class Sweeper:
                 if len(batch) < SWEEP_BATCH:
                     break
         return removed
+
+    async def _interrupt_stale_streams(self) -> None:
+        idle_ms = self._lifetimes.stream_timeout_seconds * 1000
+        for store in self._router.stores:
+            try:
+                stale = await store.interrupt_stale_streams(idle_ms=idle_ms, limit=SWEEP_BATCH)
+            except StoreUnavailable as exc:
+                log.warning("cannot check streams in %r: %s", store, exc.detail)
+                continue
+            for conversation, message in stale:
+                event = updated_event(conversation.tenant, conversation.workspace, conversation.user, message)
+                await self._events.publish(event)
 
 
 def expired_event(gone: ExpiredConversation) -> Event:

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from chatkeep.errors import Conflict, QuotaExceeded
+from chatkeep.errors import Conflict, QuotaExceeded, TooLarge
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -195,6 +195,48 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def extend_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        *,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Extension:
+        """Add `text` to the content of a message whose status is `streaming`, as `plan_extend`
+        decides: at the end, or with `offset` (the content length, in characters, the writer believes
+        is stored) idempotently, so a retried delta is not stored twice. Slides the conversation's
+        expiry and marks activity. Raises `NotFound` (code `message_not_found` for an unknown message
+        id), `Expired`, `Conflict` (codes `not_streaming`, `offset_mismatch`) or `TooLarge`."""
+
+    @abstractmethod
+    async def finish_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        usage: Usage | None = None,
+        scope: Scope = ANYONE,
+    ) -> Message:
+        """End a streaming message as `complete` or `interrupted`, optionally recording its token
+        usage (added to the conversation's totals); when it is the latest message its content becomes
+        the conversation's preview. Finishing a message already finished with the same status
+        returns it unchanged; with another status raises `Conflict` (code `not_streaming`)."""
+
+    @abstractmethod
+    async def interrupt_stale_streams(
+        self, *, idle_ms: int, limit: int = 500
+    ) -> list[tuple[Conversation, Message]]:
+        """Mark `interrupted` the streaming messages not extended for `idle_ms` (their writer is gone),
+        and return them with their conversations. Each is returned by exactly one call, however many
+        sweepers run at once."""
+
+    @abstractmethod
     async def read_messages(
         self,
         conversation: Conversation,
@@ -213,6 +255,17 @@ class Store(ABC):
         page, newer when `after` is given). `conversation` is as returned by this store; a deleted
         one yields an empty page.
         """
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """The outcome of `extend_message`: the message and its conversation as stored, and what this
+    call added where (`appended` is empty when the text was already there)."""
+
+    conversation: Conversation
+    message: Message
+    offset: int
+    appended: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +365,72 @@ def plan_append(
         expires_at=expiry(conversation.ttl_ms, now),
     )
     return AppendPlan(results, inserts, trim_below, after)
+
+
+def plan_extend(message: Message, text: str, offset: int | None, max_bytes: int | None) -> tuple[int, str]:
+    """Where `text` goes in a streaming message and what part of it is new: (offset, suffix).
+
+    Without `offset` the text goes at the end. With it, text the content already holds at that
+    offset is not added again (a retried delta), and only what runs past the end is new; text that
+    differs from the content at that offset, or an offset past the end, is an `offset_mismatch`."""
+    if message.status is not MessageStatus.STREAMING:
+        raise Conflict(
+            f"message {message.id!r} is {message.status.value}, not streaming",
+            code="not_streaming",
+            message_status=message.status.value,
+        )
+    length = len(message.content)
+    if offset is None:
+        offset = length
+    held = message.content[offset:]
+    if offset > length or not (text.startswith(held) or held.startswith(text)):
+        raise Conflict(
+            f"message {message.id!r} holds {length} characters; "
+            f"this delta does not continue them at {offset}",
+            code="offset_mismatch",
+            length=length,
+        )
+    suffix = text[len(held) :] if len(text) > len(held) else ""
+    if max_bytes is not None and suffix and len((message.content + suffix).encode("utf-8")) > max_bytes:
+        raise TooLarge(
+            f"message {message.id!r} would exceed {max_bytes} bytes",
+            code="message_too_large",
+            limit=max_bytes,
+        )
+    return length, suffix
+
+
+def finished(message: Message, status: MessageStatus, usage: Usage | None) -> Message | None:
+    """The message after `finish_message`, or None when it already was (same status)."""
+    if message.status is not MessageStatus.STREAMING:
+        if message.status is status:
+            return None
+        raise Conflict(
+            f"message {message.id!r} is {message.status.value}, not streaming",
+            code="not_streaming",
+            message_status=message.status.value,
+        )
+    return replace(message, status=status, usage=usage if usage is not None else message.usage)
+
+
+def after_extend(conversation: Conversation, message: Message, now: int) -> Conversation:
+    """The conversation after a delta: activity now, expiry slid, and the preview growing with the
+    reply when it is the latest message."""
+    preview = (
+        message.content[:PREVIEW_CHARS] if message.seq == conversation.last_seq else conversation.preview
+    )
+    return replace(
+        conversation, last_activity_at=now, expires_at=expiry(conversation.ttl_ms, now), preview=preview
+    )
+
+
+def after_finish(conversation: Conversation, before: Message, after: Message, now: int) -> Conversation:
+    """The conversation after a streaming message ended: its final usage counted in the totals."""
+    usage = Usage(
+        conversation.usage.input_tokens + after.usage.input_tokens - before.usage.input_tokens,
+        conversation.usage.output_tokens + after.usage.output_tokens - before.usage.output_tokens,
+    )
+    return replace(after_extend(conversation, after, now), usage=usage)
 
 
 def trimmed(message: Message) -> Message:

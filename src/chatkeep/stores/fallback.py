@@ -32,12 +32,15 @@ from chatkeep.models import (
     ConversationQuery,
     ExpiredConversation,
     LimitPolicy,
+    Message,
     MessagePage,
+    MessageStatus,
     NewMessage,
     Scope,
     Tenant,
+    Usage,
 )
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Extension, Store
 from chatkeep.stores.memory import MemoryStore
 
 T = TypeVar("T")
@@ -354,6 +357,80 @@ class FallbackStore(Store):
             ),
             (tenant, conversation_id),
         )
+
+    async def extend_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        *,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Extension:
+        replays: list[Extension] = []
+
+        async def on_primary(store: Store) -> Extension:
+            return await store.extend_message(
+                tenant, conversation_id, message_id, text, offset=offset, max_bytes=max_bytes, scope=scope
+            )
+
+        async def on_fallback(store: Store) -> Extension:
+            extension = await self._held_message(
+                store.extend_message(
+                    tenant, conversation_id, message_id, text, offset=offset, max_bytes=max_bytes, scope=scope
+                )
+            )
+            replays.append(extension)
+            return extension
+
+        async def replay(store: Store) -> Any:
+            done = replays[0]  # replayed at the offset it was stored at: idempotent
+            return await store.extend_message(
+                tenant, conversation_id, message_id, done.appended, offset=done.offset
+            )
+
+        return await self._call(on_primary, on_fallback, replay, (tenant, conversation_id))
+
+    async def finish_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        usage: Usage | None = None,
+        scope: Scope = ANYONE,
+    ) -> Message:
+        return await self._call(
+            lambda s: s.finish_message(tenant, conversation_id, message_id, status, usage=usage, scope=scope),
+            lambda s: self._held_message(
+                s.finish_message(tenant, conversation_id, message_id, status, usage=usage, scope=scope)
+            ),
+            lambda store: store.finish_message(tenant, conversation_id, message_id, status, usage=usage),
+            (tenant, conversation_id),
+        )
+
+    async def _held_message(self, call: Awaitable[T]) -> T:
+        """A message stored before the outage is out of reach until the primary is back."""
+        try:
+            return await call
+        except NotFound as exc:
+            if exc.code == "message_not_found":
+                raise self._unavailable() from None
+            raise
+
+    async def interrupt_stale_streams(
+        self, *, idle_ms: int, limit: int = 500
+    ) -> list[tuple[Conversation, Message]]:
+        if self.degraded:
+            return await self._fallback.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
+        try:
+            return await self.primary.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
+        except StoreUnavailable:
+            self._degrade()
+            return []
 
     async def read_messages(
         self,

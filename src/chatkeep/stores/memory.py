@@ -4,7 +4,7 @@ deployments without Redis; gone when the process ends."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
 from chatkeep.models import (
@@ -18,22 +18,29 @@ from chatkeep.models import (
     LimitPolicy,
     Message,
     MessagePage,
+    MessageStatus,
     NewMessage,
     Scope,
     Tenant,
+    Usage,
     cursor_key,
     cursor_of,
     now_ms,
     sort_key,
 )
 from chatkeep.stores.base import (
+    Extension,
     Store,
+    after_extend,
+    after_finish,
     apply_patch,
     check_quota,
+    finished,
     fresh_conversation,
     is_expired,
     matches,
     plan_append,
+    plan_extend,
     touched,
     trimmed,
 )
@@ -48,6 +55,8 @@ class _Entry:
     seq_by_id: dict[str, int] = field(default_factory=dict)
     # Set once the sweeper removed the messages of this expired conversation (a tombstone).
     swept: bool = False
+    # When each streaming message was last extended (seq -> ms).
+    streaming: dict[int, int] = field(default_factory=dict)
 
 
 class MemoryStore(Store):
@@ -188,6 +197,7 @@ class MemoryStore(Store):
             entry.swept = True
             entry.messages.clear()
             entry.seq_by_id.clear()
+            entry.streaming.clear()
             swept.append(ExpiredConversation(c.tenant, c.id, c.workspace, c.user, c.mode, c.expires_at))
         return swept
 
@@ -197,6 +207,76 @@ class MemoryStore(Store):
         entry = self._entry(tenant, conversation_id, scope)
         del self._entries[(tenant, conversation_id)]
         return entry.conversation
+
+    def _message(self, entry: _Entry, message_id: str) -> Message:
+        seq = entry.seq_by_id.get(message_id)
+        if seq is None or seq not in entry.messages or seq < entry.conversation.first_seq:
+            raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+        return entry.messages[seq]
+
+    async def extend_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        *,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Extension:
+        entry = self._entry(tenant, conversation_id, scope)
+        message = self._message(entry, message_id)
+        at, suffix = plan_extend(message, text, offset, max_bytes)
+        if suffix:
+            now = self._clock()
+            message = replace(message, content=message.content + suffix)
+            entry.messages[message.seq] = message
+            entry.streaming[message.seq] = now
+            entry.conversation = after_extend(entry.conversation, message, now)
+        return Extension(entry.conversation, message, at, suffix)
+
+    async def finish_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        usage: Usage | None = None,
+        scope: Scope = ANYONE,
+    ) -> Message:
+        entry = self._entry(tenant, conversation_id, scope)
+        before = self._message(entry, message_id)
+        after = finished(before, status, usage)
+        if after is None:
+            return before
+        entry.messages[after.seq] = after
+        entry.streaming.pop(after.seq, None)
+        entry.conversation = after_finish(entry.conversation, before, after, self._clock())
+        return after
+
+    async def interrupt_stale_streams(
+        self, *, idle_ms: int, limit: int = 500
+    ) -> list[tuple[Conversation, Message]]:
+        now = self._clock()
+        stale = [
+            (entry, seq)
+            for entry in self._entries.values()
+            if not is_expired(entry.conversation, now)
+            for seq, updated in entry.streaming.items()
+            if updated <= now - idle_ms
+        ][:limit]
+        done = []
+        for entry, seq in stale:
+            message = await self.finish_message(
+                entry.conversation.tenant,
+                entry.conversation.id,
+                entry.messages[seq].id,
+                MessageStatus.INTERRUPTED,
+            )
+            done.append((entry.conversation, message))
+        return done
 
     def restore(self, conversation: Conversation) -> None:
         """Hold a conversation exactly as another store last had it (counters included, messages
@@ -224,9 +304,12 @@ class MemoryStore(Store):
             for seq in range(entry.conversation.first_seq, plan.trim_below):
                 if seq in entry.messages:  # a restored conversation may not hold its older messages
                     entry.messages[seq] = trimmed(entry.messages[seq])
+                entry.streaming.pop(seq, None)
         for message in plan.inserts:
             entry.messages[message.seq] = message
             entry.seq_by_id[message.id] = message.seq
+            if message.status is MessageStatus.STREAMING:
+                entry.streaming[message.seq] = message.created_at
         entry.conversation = plan.conversation
         return AppendOutcome(plan.conversation, plan.results)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from chatkeep import codec
@@ -12,8 +12,18 @@ from chatkeep.api.deps import MetricsDep, PrincipalDep, ServicesDep
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
-from chatkeep.api.schemas import MAX_SEQ, BatchResult, Message, MessageBatchCreate, MessageCreate, MessageList
-from chatkeep.models import AppendOutcome, Usage
+from chatkeep.api.schemas import (
+    MAX_SEQ,
+    BatchResult,
+    Delta,
+    DeltaCreate,
+    Message,
+    MessageBatchCreate,
+    MessageCreate,
+    MessageList,
+    StreamFinish,
+)
+from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, AppendOutcome, MessageStatus, Usage
 from chatkeep.service import MessageInput, Principal, Services
 
 router = APIRouter(prefix="/v1/conversations/{conversation_id}", tags=["messages"])
@@ -28,6 +38,7 @@ def _input(body: MessageCreate) -> MessageInput:
         parts=body.parts,
         metadata=body.metadata,
         usage=usage,
+        status=MessageStatus(body.status),
     )
 
 
@@ -95,6 +106,52 @@ async def append_batch(
     outcome = await _append(services, metrics, principal, conversation_id, body.messages)
     results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
     return answer({"results": results}, 201 if outcome.created_count else 200)
+
+
+MessageId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Message id.")]
+
+
+@router.post("/messages/{message_id}/deltas", response_model=Delta, responses=problems(404, 409, 413))
+async def append_delta(
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    body: DeltaCreate,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> JSONResponse:
+    """Grow a streaming reply by a piece of text. Answers once it is stored; followers receive it as
+    `message.delta` with its offset. 409 `not_streaming` once the reply is finished, 409
+    `offset_mismatch` (with the stored `length`) when `offset` does not continue the content."""
+    extension = await services.streams.delta(
+        principal, conversation_id, message_id, body.text, offset=body.offset
+    )
+    message = extension.message
+    return answer(
+        {
+            "message_id": message.id,
+            "seq": message.seq,
+            "offset": extension.offset,
+            "appended": extension.appended,
+            "length": len(message.content),
+        }
+    )
+
+
+@router.post("/messages/{message_id}/finish", response_model=Message, responses=problems(404, 409))
+async def finish_stream(
+    conversation_id: ConversationId,
+    message_id: MessageId,
+    body: StreamFinish,
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> JSONResponse:
+    """End a streaming reply as `complete` or `interrupted`, with its token usage. Repeating the same
+    finish answers the message unchanged."""
+    usage = Usage(body.usage.input_tokens, body.usage.output_tokens) if body.usage else None
+    message = await services.streams.finish(
+        principal, conversation_id, message_id, MessageStatus(body.status), usage
+    )
+    return answer(codec.message_json(message))
 
 
 @router.get("/messages", response_model=MessageList, responses=problems(404))

@@ -181,6 +181,48 @@ return out
 """
 )
 
+# KEYS: c m i. ARGV: now, scope user, scope workspaces, message id. Returns {'ok', seq, stored
+# message, record pairs...} or {'missing'} (conversation) or {'no_message'}.
+GET_MESSAGE = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
+if err then return {err} end
+local seq = redis.call('HGET', KEYS[3], ARGV[4])
+if not seq then return {'no_message'} end
+local value = redis.call('HGET', KEYS[2], seq)
+if not value then return {'no_message'} end
+local out = with_record(KEYS[1])
+table.insert(out, 2, value)
+table.insert(out, 2, seq)
+return out
+"""
+)
+
+# KEYS: c m i. ARGV: now, scope user, scope workspaces, seq, expected stored message, new message,
+# input token delta, output token delta, preview ('' to keep). Replaces a message only if it is
+# still what the caller read (else {'changed'}), then marks activity, slides the expiry and updates
+# the totals. Returns {'ok', record pairs...} or {'missing'}.
+SWAP_MESSAGE = (
+    _HELPERS
+    + r"""
+local now = tonumber(ARGV[1])
+local f, err = check(KEYS[1], now, ARGV[2], ARGV[3])
+if err then return {err} end
+if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[5] then return {'changed'} end
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[6])
+redis.call('HSET', KEYS[1], 'active', ARGV[1])
+if ARGV[9] ~= '' and redis.call('HGET', KEYS[1], 'last') == ARGV[4] then
+  redis.call('HSET', KEYS[1], 'preview', ARGV[9])
+end
+redis.call('HINCRBY', KEYS[1], 'in', tonumber(ARGV[7]))
+redis.call('HINCRBY', KEYS[1], 'out', tonumber(ARGV[8]))
+slide(KEYS, now)
+return with_record(KEYS[1])
+"""
+)
+
 # KEYS: c m. ARGV: before ('' none), after ('' none), limit. Reads only the page: the seq range is
 # computed from the record, then fetched with one HMGET. Returns {has_more (0/1), messages...}.
 PAGE = r"""

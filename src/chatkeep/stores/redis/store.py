@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import orjson
@@ -63,10 +64,20 @@ from chatkeep.models import (
     cursor_key,
     now_ms,
 )
-from chatkeep.stores.base import PREVIEW_CHARS, Store, fresh_conversation, local_only, matches
+from chatkeep.stores.base import (
+    PREVIEW_CHARS,
+    Extension,
+    Store,
+    finished,
+    fresh_conversation,
+    local_only,
+    matches,
+    plan_extend,
+)
 from chatkeep.stores.redis import scripts
 from chatkeep.stores.url import StoreURL
 
+SWAP_ATTEMPTS = 20
 PINNED = 2**43  # the list score of a pinned conversation is offset by this (above any ms timestamp)
 SEP = "\x1f"
 UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError, rexc.ClusterError, OSError)
@@ -107,10 +118,9 @@ class RedisStore(Store):
                 self._client = RedisCluster.from_url(url, **options)
             else:
                 self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
-        for name in ("CREATE", "APPEND", "UPDATE", "TOUCH", "DELETE", "PAGE", "INDEX_PUT", "INDEX_RESERVE",
-                     "INDEX_REMOVE", "INDEX_COUNT", "GONE", "SWEEP_DUE", "SWEEP_FINISH", "TENANT_CREATE",
-                     "TENANT_UPDATE"):  # fmt: skip
-            self._scripts[name] = self._client.register_script(getattr(scripts, name))
+        for name, source in vars(scripts).items():
+            if name.isupper() and not name.startswith("_") and isinstance(source, str):
+                self._scripts[name] = self._client.register_script(source)
         await self.ping()
 
     async def close(self) -> None:
@@ -484,7 +494,142 @@ class RedisStore(Store):
                 results.append(AppendResult(_stored(conversation_id, value), created=False))
         if any(r.created for r in results):
             await self._listed(conversation)
+        streams = [r.message for r in results if r.created and r.message.status is MessageStatus.STREAMING]
+        for message in streams:
+            await self._note_stream(tenant, conversation_id, message.id, message.created_at)
         return AppendOutcome(conversation, results)
+
+    # -- streaming replies ------------------------------------------------------------------------
+
+    @property
+    def _streams_key(self) -> str:
+        return f"{self.prefix}:streaming"
+
+    async def _note_stream(self, tenant: str, cid: str, message_id: str, updated: int | None) -> None:
+        """Record (or with None, forget) when a streaming message was last extended."""
+        member = SEP.join((tenant, cid, message_id))
+        async with self._guard():
+            if updated is None:
+                await self._redis.zrem(self._streams_key, member)
+            else:
+                await self._redis.zadd(self._streams_key, {member: updated})
+
+    async def _get_message(
+        self, tenant: str, cid: str, message_id: str, scope: Scope
+    ) -> tuple[Conversation, str]:
+        keys = self._conv_keys(tenant, cid)
+        answer = await self._script("GET_MESSAGE", keys, [self._clock(), *_scope_args(scope), message_id])
+        if answer[0] == "missing":
+            raise await self._gone(tenant, cid, scope)
+        if answer[0] == "no_message":
+            raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+        return _conversation(tenant, cid, _pairs(answer[3:])), answer[2]
+
+    async def _swap(
+        self, tenant: str, cid: str, stored: str, after: Message, before: Message, now: int, scope: Scope
+    ) -> Conversation | None:
+        """Replace a message read as `stored` with `after`, unless it changed meanwhile (None)."""
+        answer = await self._script(
+            "SWAP_MESSAGE",
+            self._conv_keys(tenant, cid),
+            [
+                now,
+                *_scope_args(scope),
+                after.seq,
+                stored,
+                _encode(after, now),
+                after.usage.input_tokens - before.usage.input_tokens,
+                after.usage.output_tokens - before.usage.output_tokens,
+                after.content[:PREVIEW_CHARS],
+            ],
+        )
+        if answer[0] == "missing":
+            raise await self._gone(tenant, cid, scope)
+        if answer[0] == "changed":
+            return None
+        conversation = _conversation(tenant, cid, _pairs(answer[1:]))
+        await self._listed(conversation)
+        return conversation
+
+    async def extend_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        *,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Extension:
+        for _ in range(SWAP_ATTEMPTS):
+            conversation, stored = await self._get_message(tenant, conversation_id, message_id, scope)
+            message, _ = _decode(conversation_id, stored)
+            at, suffix = plan_extend(message, text, offset, max_bytes)
+            if not suffix:
+                return Extension(conversation, message, at, "")
+            now = self._clock()
+            grown = replace(message, content=message.content + suffix)
+            swapped = await self._swap(tenant, conversation_id, stored, grown, message, now, scope)
+            if swapped is not None:
+                await self._note_stream(tenant, conversation_id, message_id, now)
+                return Extension(swapped, grown, at, suffix)
+        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+
+    async def finish_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        usage: Usage | None = None,
+        scope: Scope = ANYONE,
+    ) -> Message:
+        for _ in range(SWAP_ATTEMPTS):
+            _, stored = await self._get_message(tenant, conversation_id, message_id, scope)
+            before, _ = _decode(conversation_id, stored)
+            after = finished(before, status, usage)
+            if after is None:
+                return before
+            if (
+                await self._swap(tenant, conversation_id, stored, after, before, self._clock(), scope)
+                is not None
+            ):
+                await self._note_stream(tenant, conversation_id, message_id, None)
+                return after
+        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+
+    async def interrupt_stale_streams(
+        self, *, idle_ms: int, limit: int = 500
+    ) -> list[tuple[Conversation, Message]]:
+        cutoff = self._clock() - idle_ms
+        async with self._guard():
+            members = cast(
+                list[str],
+                await self._redis.zrangebyscore(self._streams_key, "-inf", cutoff, start=0, num=limit),
+            )
+        done = []
+        for member in members:
+            tenant, cid, message_id = member.split(SEP)
+            try:
+                _, stored = await self._get_message(tenant, cid, message_id, ANYONE)
+            except NotFound:  # deleted or expired: nothing to interrupt
+                await self._note_stream(tenant, cid, message_id, None)
+                continue
+            message, updated = _decode(cid, stored)
+            if message.status is not MessageStatus.STREAMING:
+                await self._note_stream(tenant, cid, message_id, None)
+                continue
+            if updated > cutoff:  # extended since the index was read
+                await self._note_stream(tenant, cid, message_id, updated)
+                continue
+            interrupted = replace(message, status=MessageStatus.INTERRUPTED)
+            conversation = await self._swap(tenant, cid, stored, interrupted, message, self._clock(), ANYONE)
+            if conversation is not None:  # another sweeper did not get there first
+                await self._note_stream(tenant, cid, message_id, None)
+                done.append((conversation, interrupted))
+        return done
 
     async def read_messages(
         self,
@@ -600,6 +745,29 @@ def _message_body(m: NewMessage) -> str:
 
 def _created(cid: str, m: NewMessage, seq: int, now: int) -> Message:
     return Message(cid, m.id, seq, m.role, m.content, now, m.parts, m.metadata, m.usage, m.status)
+
+
+def _encode(m: Message, updated: int) -> str:
+    """A message as stored in the `m` hash: [seq, created_at, body]; `updated` is when it last changed."""
+    body = {
+        "id": m.id,
+        "role": m.role.value,
+        "content": m.content,
+        "parts": m.parts,
+        "metadata": m.metadata,
+        "in": m.usage.input_tokens,
+        "out": m.usage.output_tokens,
+        "status": m.status.value,
+        "updated": updated,
+    }
+    return orjson.dumps([m.seq, m.created_at, body]).decode()
+
+
+def _decode(cid: str, raw: str) -> tuple[Message, int]:
+    """A stored message and when it last changed."""
+    message = _stored(cid, raw)
+    updated = orjson.loads(raw)[2].get("updated")
+    return message, updated if updated is not None else message.created_at
 
 
 def _stored(cid: str, raw: str) -> Message:

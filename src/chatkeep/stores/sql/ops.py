@@ -7,6 +7,7 @@ through `AsyncConnection.run_sync` on PostgreSQL. Each function is one transacti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,13 +38,18 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import (
     AppendPlan,
+    Extension,
+    after_extend,
+    after_finish,
     apply_patch,
     check_appendable,
     check_quota,
+    finished,
     fold,
     fresh_conversation,
     is_expired,
     plan_append,
+    plan_extend,
     touched,
 )
 from chatkeep.stores.sql.schema import conversation_tags, conversations, messages, tenants
@@ -401,6 +407,114 @@ def _insert_new(dialect: str) -> Any:
 _INSERT_NEW: dict[str, Any] = {}
 
 
+GET_MESSAGE = sa.select(messages).where(_MESSAGES_KEY, m.id == sa.bindparam("mid")).with_for_update()
+
+
+def _load_message(conn: sa.Connection, conversation: Conversation, message_id: str) -> Message:
+    row = conn.execute(
+        GET_MESSAGE, {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id}
+    ).first()
+    if row is None or row.seq < conversation.first_seq:
+        raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+    return _message(row)
+
+
+def _save_message(conn: sa.Connection, tenant: str, message: Message, now: int) -> None:
+    conn.execute(
+        sa.update(messages)
+        .where(_MESSAGES_KEY, m.seq == message.seq)
+        .values(
+            content=message.content,
+            status=message.status.value,
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            updated_at=now,
+        ),
+        {"tenant": tenant, "cid": message.conversation_id},
+    )
+
+
+def _save_activity(conn: sa.Connection, conversation: Conversation) -> None:
+    c_ = conversation
+    conn.execute(
+        sa.update(conversations)
+        .where(_CONVERSATION_KEY)
+        .values(
+            last_activity_at=c_.last_activity_at,
+            expires_at=c_.expires_at,
+            preview=c_.preview,
+            input_tokens=c_.usage.input_tokens,
+            output_tokens=c_.usage.output_tokens,
+        ),
+        {"tenant": c_.tenant, "cid": c_.id},
+    )
+
+
+def extend_message(
+    conn: sa.Connection,
+    tenant: str,
+    cid: str,
+    message_id: str,
+    text: str,
+    offset: int | None,
+    max_bytes: int | None,
+    now: int,
+    scope: Scope,
+) -> Extension:
+    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
+    message = _load_message(conn, current, message_id)
+    at, suffix = plan_extend(message, text, offset, max_bytes)
+    if suffix:
+        message = replace(message, content=message.content + suffix)
+        _save_message(conn, tenant, message, now)
+        current = after_extend(current, message, now)
+        _save_activity(conn, current)
+    return Extension(current, message, at, suffix)
+
+
+def finish_message(
+    conn: sa.Connection,
+    tenant: str,
+    cid: str,
+    message_id: str,
+    status: MessageStatus,
+    usage: Usage | None,
+    now: int,
+    scope: Scope,
+) -> Message:
+    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
+    before = _load_message(conn, current, message_id)
+    after = finished(before, status, usage)
+    if after is None:
+        return before
+    _save_message(conn, tenant, after, now)
+    _save_activity(conn, after_finish(current, before, after, now))
+    return after
+
+
+def interrupt_stale_streams(
+    conn: sa.Connection, now: int, idle_ms: int, limit: int
+) -> list[tuple[Conversation, Message]]:
+    stale = (
+        sa.select(m.tenant_id, m.conversation_id, m.id)
+        .where(m.status == MessageStatus.STREAMING.value, m.updated_at <= now - idle_ms)
+        .order_by(m.updated_at)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stale = stale.with_for_update(skip_locked=True)  # concurrent sweepers take disjoint rows
+    done = []
+    for row in conn.execute(stale).all():
+        try:
+            message = finish_message(
+                conn, row.tenant_id, row.conversation_id, row.id, MessageStatus.INTERRUPTED, None, now, ANYONE
+            )
+            done.append((load(conn, row.tenant_id, row.conversation_id, now), message))
+        except NotFound:  # its conversation expired meanwhile: the sweeper removes it
+            continue
+    return done
+
+
 def read_messages(
     conn: sa.Connection, conversation: Conversation, before: int | None, after: int | None, limit: int
 ) -> MessagePage:
@@ -529,4 +643,5 @@ def _message_values(tenant: str, message: Message) -> dict[str, Any]:
         "output_tokens": x.usage.output_tokens,
         "created_at": x.created_at,
         "status": x.status.value,
+        "updated_at": x.created_at,
     }

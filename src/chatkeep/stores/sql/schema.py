@@ -86,6 +86,8 @@ messages = sa.Table(
     sa.Column("output_tokens", sa.Integer, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
+    # Last change; the partial index ix_messages_streaming finds streaming replies gone quiet.
+    sa.Column("updated_at", sa.BigInteger, nullable=True),
     # Idempotent appends look a client's message id up here.
     sa.UniqueConstraint("tenant_id", "conversation_id", "id", name="uq_messages_client_id"),
 )

@@ -36,13 +36,16 @@ from chatkeep.models import (
     ConversationQuery,
     ExpiredConversation,
     LimitPolicy,
+    Message,
     MessagePage,
+    MessageStatus,
     NewMessage,
     Scope,
     Tenant,
+    Usage,
     now_ms,
 )
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Extension, Store
 from chatkeep.stores.sql import ops
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
@@ -299,6 +302,48 @@ class SqlStore(Store):
                 conn, tenant, conversation_id, messages, self._clock(), max_messages, policy, scope
             ),
             write=True,
+        )
+
+    async def extend_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        *,
+        offset: int | None = None,
+        max_bytes: int | None = None,
+        scope: Scope = ANYONE,
+    ) -> Extension:
+        return await self._run(
+            lambda conn: ops.extend_message(
+                conn, tenant, conversation_id, message_id, text, offset, max_bytes, self._clock(), scope
+            ),
+            write=True,
+        )
+
+    async def finish_message(
+        self,
+        tenant: str,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        *,
+        usage: Usage | None = None,
+        scope: Scope = ANYONE,
+    ) -> Message:
+        return await self._run(
+            lambda conn: ops.finish_message(
+                conn, tenant, conversation_id, message_id, status, usage, self._clock(), scope
+            ),
+            write=True,
+        )
+
+    async def interrupt_stale_streams(
+        self, *, idle_ms: int, limit: int = 500
+    ) -> list[tuple[Conversation, Message]]:
+        return await self._run(
+            lambda conn: ops.interrupt_stale_streams(conn, self._clock(), idle_ms, limit), write=True
         )
 
     async def read_messages(
