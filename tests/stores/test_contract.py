@@ -490,14 +490,15 @@ async def test_concurrent_creates_never_overshoot_a_limit(store: Store, tenant: 
 
 
 async def test_a_conversation_expires_ttl_after_its_last_write(store: Store, tenant: str) -> None:
-    c = await store.create_conversation(conv(tenant, ttl_ms=400))
-    assert c.expires_at == c.created_at + 400
-    await asyncio.sleep(0.25)
+    # Margins of 400 ms or more around every expiry, so a loaded machine cannot flip an outcome.
+    c = await store.create_conversation(conv(tenant, ttl_ms=1000))
+    assert c.expires_at == c.created_at + 1000
+    await asyncio.sleep(0.6)
     outcome = await store.append_messages(tenant, c.id, [msg("keepalive")])  # a write slides the window
-    assert outcome.conversation.expires_at == outcome.conversation.last_activity_at + 400
-    await asyncio.sleep(0.25)
+    assert outcome.conversation.expires_at == outcome.conversation.last_activity_at + 1000
+    await asyncio.sleep(0.5)  # past the first expiry, 0.5 s before the slid one
     assert (await store.get_conversation(tenant, c.id)).message_count == 1
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.9)
     with pytest.raises(Expired) as err:
         await store.get_conversation(tenant, c.id)
     assert err.value.code == "expired"
@@ -578,14 +579,14 @@ async def test_a_local_conversation_keeps_no_messages(store: Store, tenant: str)
 async def test_a_touch_slides_the_expiry_and_marks_activity_but_not_the_version(
     store: Store, tenant: str
 ) -> None:
-    c = await store.create_conversation(conv(tenant, ttl_ms=300))
-    await asyncio.sleep(0.2)
+    c = await store.create_conversation(conv(tenant, ttl_ms=1000))
+    await asyncio.sleep(0.6)
     touched = await store.touch_conversation(tenant, c.id)
     assert touched.last_activity_at > c.last_activity_at
-    assert touched.expires_at == touched.last_activity_at + 300
+    assert touched.expires_at == touched.last_activity_at + 1000
     assert touched.version == c.version
-    await asyncio.sleep(0.2)
-    assert await store.get_conversation(tenant, c.id) == touched  # alive past its first expiry
+    await asyncio.sleep(0.5)  # past its first expiry, 0.5 s before the slid one
+    assert await store.get_conversation(tenant, c.id) == touched
     durable = await store.create_conversation(conv(tenant))
     assert (await store.touch_conversation(tenant, durable.id)).expires_at is None
     with pytest.raises(NotFound):
@@ -741,9 +742,9 @@ async def test_streams_whose_writer_went_quiet_are_interrupted_once(store: Store
     await open_stream(store, tenant, c.id, "quiet")
     await store.extend_message(tenant, c.id, "quiet", "partial")
     await open_stream(store, tenant, c.id, "busy")
-    await asyncio.sleep(0.25)
-    await store.extend_message(tenant, c.id, "busy", "still going")
-    results = await asyncio.gather(*(store.interrupt_stale_streams(idle_ms=200) for _ in range(4)))
+    await asyncio.sleep(0.8)
+    await store.extend_message(tenant, c.id, "busy", "still going")  # 0.8 s of silence for "quiet" only
+    results = await asyncio.gather(*(store.interrupt_stale_streams(idle_ms=400) for _ in range(4)))
     mine = [
         (conversation.id, message.id)
         for batch in results
