@@ -75,6 +75,17 @@ class Settings(BaseSettings):
         500.0, ge=0, description="Sustained requests per tenant API key (0: off)."
     )
     key_rate_burst: int = Field(2_000, ge=1, description="Burst allowance per tenant API key.")
+    ws_send_queue: int = Field(
+        1_000,
+        ge=1,
+        description="Frames a WebSocket may have waiting to be sent before it is closed as too slow.",
+    )
+    ws_idle_timeout_seconds: float = Field(
+        90.0, gt=0, description="A WebSocket that sends nothing (not even a ping) for this long is closed."
+    )
+    ws_auth_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time a new WebSocket has to authenticate."
+    )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
 
     @property

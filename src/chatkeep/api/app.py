@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from chatkeep import __version__
-from chatkeep.api import problems
+from chatkeep.api import problems, websocket
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
-    for module in (conversations, messages, sessions, settings_routes, dev, health):
+    for module in (conversations, messages, sessions, settings_routes, dev, health, websocket):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from chatkeep.api.metrics import Metrics
 from chatkeep.errors import InvalidInput
@@ -35,7 +36,7 @@ def _walk_query_names(dependant: Dependant) -> Iterator[str]:
         yield from _walk_query_names(sub)
 
 
-async def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: HTTPConnection) -> None:
     """Refuse query parameters a route does not define: a misspelt `befor=` would otherwise be
     ignored silently and return the wrong page."""
     route = request.scope.get("route")

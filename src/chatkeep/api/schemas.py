@@ -229,6 +229,63 @@ class PersistenceSettingsUpdate(StrictModel):
     pinned_never_expire: StrictBool | None = Field(None, description="Omit for the server's default.")
 
 
+# -- WebSocket frames (client to server); see api/websocket.py ----------------------------------------
+
+FrameId = Annotated[StrictStr, Field(max_length=64)]
+Seq = Annotated[int, Field(ge=0, le=MAX_SEQ), BeforeValidator(_integer)]
+
+
+class AuthFrame(StrictModel):
+    type: Literal["auth"]
+    token: Annotated[StrictStr, Field(max_length=4096)]
+
+
+class SubscribeFrame(StrictModel):
+    type: Literal["subscribe", "unsubscribe"]
+    id: FrameId | None = None
+    conversation_id: Id | None = None
+    workspace: Annotated[StrictStr, Field(pattern=rf"^\*$|{ID_PATTERN}")] | None = None
+    after_seq: Seq | None = Field(
+        None, description="Resume: the last seq held in final form; what came after is sent first."
+    )
+
+
+class AppendFrame(StrictModel):
+    type: Literal["append"]
+    id: FrameId | None = None
+    conversation_id: Id
+    message: MessageCreate
+
+
+class HeartbeatFrame(StrictModel):
+    type: Literal["heartbeat"]
+    id: FrameId | None = None
+    conversation_id: Id
+
+
+class DeltaFrame(StrictModel):
+    type: Literal["stream.delta"]
+    id: FrameId | None = None
+    conversation_id: Id
+    message_id: Id
+    text: StrictStr = Field(max_length=65_536)
+    offset: Seq | None = None
+
+
+class FinishFrame(StrictModel):
+    type: Literal["stream.finish"]
+    id: FrameId | None = None
+    conversation_id: Id
+    message_id: Id
+    status: Literal["complete", "interrupted"] = "complete"
+    usage: UsageIn | None = None
+
+
+class PingFrame(StrictModel):
+    type: Literal["ping"]
+    id: FrameId | None = None
+
+
 class Problem(BaseModel):
     """An error (RFC 9457). `code` is stable and meant for programs; `detail` is for people."""
 

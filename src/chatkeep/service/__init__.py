@@ -13,6 +13,7 @@ from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
+from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
@@ -28,6 +29,7 @@ class Services:
     tenants: TenantService
     chat: ChatService
     streams: StreamService
+    hub: Hub
     sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
@@ -59,6 +61,7 @@ class Services:
             tenants=TenantService(durable, auth),
             chat=chat,
             streams=StreamService(chat),
+            hub=Hub(bus),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),

@@ -35,8 +35,10 @@ class _Delta:
 class StreamService:
     def __init__(self, chat: ChatService) -> None:
         self.chat = chat
-        # Deltas waiting for the write in flight, per (caller, tenant, conversation, message).
+        # Deltas waiting for the write in flight, per (caller, tenant, conversation, message); a key
+        # is present while a writer drains it, and its event is set when it is done.
         self._waiting: dict[tuple[str, str, str, str], list[_Delta]] = {}
+        self._drained: dict[tuple[str, str, str, str], asyncio.Event] = {}
 
     async def delta(
         self, p: Principal, conversation_id: str, message_id: str, text: str, *, offset: int | None = None
@@ -53,6 +55,7 @@ class StreamService:
         waiting = self._waiting.get(key)
         if waiting is None:  # no write in flight: this caller writes, and takes whatever queues meanwhile
             self._waiting[key] = [delta]
+            self._drained[key] = asyncio.Event()
             asyncio.get_running_loop().create_task(self._drain(p, key))
         else:
             waiting.append(delta)
@@ -96,6 +99,7 @@ class StreamService:
                     leftover.done.set_exception(
                         ChatkeepError("the stream writer stopped", code="stream_aborted")
                     )
+            self._drained.pop(key).set()
 
     async def finish(
         self,
@@ -110,6 +114,9 @@ class StreamService:
         check_id(message_id, "message id")
         if status not in (MessageStatus.COMPLETE, MessageStatus.INTERRUPTED):
             raise InvalidInput("a stream finishes as 'complete' or 'interrupted'", code="invalid_status")
+        drained = self._drained.get((p.rate_key, p.tenant.id, conversation_id, message_id))
+        if drained is not None:  # deltas sent before the finish are stored before it
+            await drained.wait()
         message = await self.chat.stores.run(
             p.tenant.id,
             conversation_id,

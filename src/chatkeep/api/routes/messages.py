@@ -29,7 +29,7 @@ from chatkeep.service import MessageInput, Principal, Services
 router = APIRouter(prefix="/v1/conversations/{conversation_id}", tags=["messages"])
 
 
-def _input(body: MessageCreate) -> MessageInput:
+def message_input(body: MessageCreate) -> MessageInput:
     usage = Usage(body.usage.input_tokens, body.usage.output_tokens) if body.usage else Usage()
     return MessageInput(
         role=body.role,
@@ -49,7 +49,9 @@ async def _append(
     conversation_id: str,
     bodies: list[MessageCreate],
 ) -> AppendOutcome:
-    outcome = await services.chat.append_messages(principal, conversation_id, [_input(b) for b in bodies])
+    outcome = await services.chat.append_messages(
+        principal, conversation_id, [message_input(b) for b in bodies]
+    )
     mode = outcome.conversation.mode.value
     created = outcome.created_count
     metrics.appended.labels(mode).inc(created)
