@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     ephemeral_url: str | None = Field(
         None, description="Store for ephemeral conversations (redis://...); in-process memory when unset."
     )
+    events_url: str | None = Field(
+        None, description="Event bus shared by instances (redis://...); in-process when unset (one instance)."
+    )
     ephemeral_ttl_seconds: int = Field(
         7 * 86_400, ge=1, description="Sliding expiry of ephemeral conversations (a tenant may set its own)."
     )

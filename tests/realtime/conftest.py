@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,16 @@ class Live:
             yield client
 
 
+@contextlib.asynccontextmanager
+async def socket_to(http_url: str, token: str) -> AsyncIterator[Client]:
+    """An authenticated client of the server at `http_url`."""
+    async with connect(http_url.replace("http://", "ws://") + "/v1/ws") as ws:
+        client = Client(ws)
+        await client.send(type="auth", token=token)
+        assert (await client.next())["type"] == "ready"
+        yield client
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -109,6 +119,14 @@ class Client:
         return frame
 
 
+class QuietServer(uvicorn.Server):
+    """A server that leaves signal handling to the test runner (so a stuck run can be stopped)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @contextlib.asynccontextmanager
 async def live_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Live]:
     port = free_port()
@@ -130,7 +148,7 @@ async def live_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Live]:
         ws_max_size=settings.max_body_bytes,
         log_level="warning",
     )
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

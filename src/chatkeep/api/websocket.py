@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocketState
 
 from chatkeep import codec
-from chatkeep.api.problems import status_for
+from chatkeep.api.problems import close_code_for, status_for
 from chatkeep.api.routes.messages import message_input
 from chatkeep.api.schemas import (
     AppendFrame,
@@ -75,6 +75,8 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await connection.run()
     except Close as close:
         await connection.close(close)
+    except ChatkeepError as exc:  # e.g. the event bus is unreachable
+        await connection.close(Close(close_code_for(exc), exc.code))
 
 
 class Connection:

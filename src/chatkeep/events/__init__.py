@@ -14,7 +14,11 @@ def open_bus(url: str | None) -> EventBus:
 
         return LocalEventBus()
     parsed = StoreURL.parse(url)
-    raise ConfigError(f"unknown event bus URL {parsed.redacted}; use local://")
+    if parsed.scheme in ("redis", "rediss"):
+        from chatkeep.events.redis import RedisEventBus
+
+        return RedisEventBus(parsed)
+    raise ConfigError(f"unknown event bus URL {parsed.redacted}; use local:// or redis://host:6379/0")
 
 
 __all__ = ["EventBus", "open_bus"]

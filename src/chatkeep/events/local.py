@@ -45,6 +45,12 @@ class LocalEventBus(EventBus):
                 _drain(queue)
                 queue.put_nowait(_LAGGED)
 
+    def interrupt(self, tenant: str) -> None:
+        """Tell the tenant's subscribers that events may have been lost (each raises SubscriberLagged)."""
+        for queue in tuple(self._queues.get(tenant, ())):
+            _drain(queue)
+            queue.put_nowait(_LAGGED)
+
     def subscriber_count(self, tenant: str) -> int:
         return len(self._queues.get(tenant, ()))
 

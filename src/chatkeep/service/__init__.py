@@ -49,7 +49,7 @@ class Services:
             settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse"
         )
         router = StoreRouter(durable, ephemeral, open_store("memory://"))
-        bus = events or open_bus(None)
+        bus = events or open_bus(settings.events_url)
         auth = Authenticator(durable)
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from chatkeep.errors import Forbidden, InvalidInput
+from chatkeep.errors import Forbidden, InvalidInput, StoreUnavailable
 from chatkeep.events.base import EventBus
 from chatkeep.events.local import SubscriberLagged
 from chatkeep.models import Conversation, Event, EventType, Message
@@ -28,6 +28,7 @@ from chatkeep.service.conversations import ChatService
 
 log = logging.getLogger("chatkeep.realtime")
 MAX_BACKLOG = 5_000
+START_TIMEOUT = 15.0
 LIST_EVENTS = {
     EventType.CONVERSATION_CREATED,
     EventType.CONVERSATION_UPDATED,
@@ -70,7 +71,11 @@ class Hub:
             self._pumps[tenant] = asyncio.create_task(
                 self._pump(tenant, started), name=f"chatkeep-hub-{tenant}"
             )
-            await started.wait()
+            try:
+                await asyncio.wait_for(started.wait(), START_TIMEOUT)
+            except TimeoutError:
+                self._detach(follower)
+                raise StoreUnavailable("the event bus cannot be reached; try again shortly") from None
         try:
             yield
         finally:
@@ -114,6 +119,7 @@ class Hub:
         self._workspaces.get((follower.principal.tenant.id, workspace), set()).discard(follower)
 
     async def _pump(self, tenant: str, started: asyncio.Event) -> None:
+        """Follow the tenant's events until cancelled, whatever the bus does meanwhile."""
         while True:
             try:
                 async with self._bus.subscribe(tenant) as stream:
@@ -122,8 +128,11 @@ class Hub:
                         self._dispatch(event)
             except SubscriberLagged:
                 log.warning("events for tenant %s were dropped; followers must resume", tenant)
-                for follower in list(self._members.get(tenant, ())):
-                    follower.interrupted()
+            except Exception:
+                log.exception("following the events of tenant %s failed; retrying", tenant)
+                await asyncio.sleep(1.0)
+            for follower in list(self._members.get(tenant, ())):
+                follower.interrupted()
 
     def _dispatch(self, event: Event) -> None:
         targets = set(self._conversations.get((event.tenant, event.conversation_id), ()))
