@@ -30,6 +30,7 @@ from tests import services  # noqa: E402
 from tests.conftest import drop_keys, drop_schema  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
+from bench import realtime  # noqa: E402
 from bench.client import Connection  # noqa: E402
 
 
@@ -251,6 +252,9 @@ async def main() -> None:
     )
     parser.add_argument("--backends", default="sqlite,postgres,redis")
     parser.add_argument("--quick", action="store_true", help="smaller runs")
+    parser.add_argument(
+        "--sockets", type=int, default=1000, help="WebSocket followers (0 skips the real-time run)"
+    )
     args = parser.parse_args()
     import tempfile
 
@@ -262,6 +266,10 @@ async def main() -> None:
             results = await bench_backend(backend, args.quick, Path(tmp))
             out.append(table(backend, results))
             print(out[-1] + "\n", flush=True)
+        if args.sockets:
+            print("benchmarking real-time delivery ...", file=sys.stderr)
+            rows = await realtime.run(Path(tmp), sockets=args.sockets, messages=20 if args.quick else 40)
+            print(realtime.table(rows) + "\n", flush=True)
     print(f"total time {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 

@@ -88,7 +88,7 @@ class Connection:
         self.services = services
         self.settings = services.settings
         self.principal: Principal
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.settings.ws_send_queue)
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(self.settings.ws_send_queue)
         self._ending: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
         # Conversations being caught up: their live events wait here until the backlog is sent.
         self._held: dict[str, list[Event]] = {}
@@ -271,7 +271,7 @@ class Connection:
         for event in self._held.pop(cid, []):
             if event.type is EventType.MESSAGE_CREATED and event.seq is not None and event.seq <= covered:
                 continue  # the backlog already had it
-            self._queue(event_frame(event))
+            self._put(encoded(event))
 
     async def _unsubscribe(self, frame: SubscribeFrame) -> None:
         if frame.conversation_id is not None:
@@ -289,14 +289,17 @@ class Connection:
         if held is not None:
             held.append(event)
         else:
-            self._queue(event_frame(event))
+            self._put(encoded(event))
 
     def interrupted(self) -> None:
         self.end(RESUME, "events may have been missed: reconnect and resume")
 
     def _queue(self, frame: dict[str, Any]) -> None:
+        self._put(orjson.dumps(frame).decode())
+
+    def _put(self, text: str) -> None:
         try:
-            self._outbox.put_nowait(frame)
+            self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             self.end(TOO_SLOW, "too slow: events arrived faster than they were read; reconnect and resume")
 
@@ -317,13 +320,31 @@ class Connection:
 
     async def _transmit(self) -> None:
         while True:
-            await self._send(await self._outbox.get())
+            await self._send_text(await self._outbox.get())
 
     async def _send(self, frame: dict[str, Any]) -> None:
+        await self._send_text(orjson.dumps(frame).decode())
+
+    async def _send_text(self, text: str) -> None:
         try:
-            await self.ws.send_text(orjson.dumps(frame).decode())
+            await self.ws.send_text(text)
         except (RuntimeError, OSError):  # the client left while we were sending
             raise Close(None) from None
+
+
+_encoded: dict[int, tuple[Event, str]] = {}
+
+
+def encoded(event: Event) -> str:
+    """The frame of an event as JSON text, encoded once however many connections it goes to."""
+    hit = _encoded.get(id(event))
+    if hit is not None and hit[0] is event:
+        return hit[1]
+    if len(_encoded) >= 256:
+        _encoded.clear()
+    text = orjson.dumps(event_frame(event)).decode()
+    _encoded[id(event)] = (event, text)
+    return text
 
 
 def event_frame(event: Event) -> dict[str, Any]:
