@@ -196,3 +196,50 @@ async def test_binary_and_oversized_frames_close_the_connection(tmp_path: Path, 
             assert (await client.next())["type"] == "pong"
         await asyncio.sleep(0.05)
         assert live.services.hub.followers(tenant.id) == 0
+
+
+async def test_a_failing_handler_closes_1011_and_leaves_nothing_behind(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await live.tenant()
+    token = live.token(tenant, "ann")
+    c = await live.conversation(token)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(live.services.chat, "heartbeat", broken)  # fault injection, not a stand-in store
+    async with live.socket(token) as client:
+        await client.subscribe(conversation_id=c["id"])
+        assert live.services.hub.followers(tenant.id) == 1
+        await client.send(type="heartbeat", id="h", conversation_id=c["id"])
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.next()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    await asyncio.sleep(0.05)
+    assert live.services.hub.followers(tenant.id) == 0
+    monkeypatch.undo()
+    async with live.socket(token) as client:  # the server is still up
+        await client.send(type="heartbeat", id="h", conversation_id=c["id"])
+        assert (await client.next())["type"] == "ack"
+
+
+async def test_stream_deltas_over_the_socket_are_not_rate_limited(tmp_path: Path) -> None:
+    async with live_server(tmp_path, user_rate_per_second=1, user_rate_burst=5) as live:
+        tenant = await live.tenant()
+        token = live.token(tenant, "ann")
+        c = await live.conversation(token)
+        async with live.socket(token) as client:
+            reply = {"id": "r", "role": "assistant", "status": "streaming"}
+            await client.send(type="append", id="open", conversation_id=c["id"], message=reply)
+            assert (await client.until(lambda f: f.get("id") == "open"))["type"] == "ack"
+            for i in range(40):
+                await client.send(
+                    type="stream.delta", id=f"d{i}", conversation_id=c["id"], message_id="r", text="tok "
+                )
+            last = await client.until(lambda f: f.get("id") == "d39")
+            assert (last["type"], last["length"]) == ("ack", 160)
+            for i in range(10):  # other frames do count
+                await client.send(type="ping", id=f"p{i}")
+            frames = [await client.next() for _ in range(10)]
+            assert any(f["type"] == "error" and f["code"] == "rate_limited" for f in frames)

@@ -77,6 +77,9 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         await connection.close(close)
     except ChatkeepError as exc:  # e.g. the event bus is unreachable
         await connection.close(Close(close_code_for(exc), exc.code))
+    except Exception:
+        log.exception("websocket handler failed")
+        await connection.close(Close(1011, "internal error"))
 
 
 class Connection:
@@ -184,7 +187,8 @@ class Connection:
             known = ", ".join(sorted(FRAMES))
             raise InvalidInput(f"unknown frame type {kind!r}; known: {known}", code="unknown_type")
         frame = model.model_validate(raw)
-        self.services.check_rate(self.principal)
+        if not isinstance(frame, DeltaFrame):  # deltas are bounded by the reply's size instead
+            self.services.check_rate(self.principal)
         if isinstance(frame, SubscribeFrame):
             await (self._subscribe(frame) if frame.type == "subscribe" else self._unsubscribe(frame))
         elif isinstance(frame, AppendFrame):
