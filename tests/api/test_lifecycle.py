@@ -50,10 +50,14 @@ async def test_heartbeats_keep_a_conversation_alive_and_silence_expires_it(
                 await api.append(headers, c["id"], *[f"message {i}" for i in range(start, start + 50)])
         assert redis_scan(f"*{dropped['id']}*")  # three keys: record, messages, ids
 
-        for _ in range(5):  # five seconds, a heartbeat a second
+        for second in range(1, 6):  # five seconds, a heartbeat a second
             await asyncio.sleep(1)
             beat = await api.client.post(f"/v1/conversations/{kept['id']}/heartbeat", headers=headers)
             assert beat.status_code == 200 and beat.json()["expires_at"] is not None
+            if second == 3:  # three seconds without a write or heartbeat: gone, keys and all
+                early = await api.client.get(f"/v1/conversations/{dropped['id']}", headers=headers)
+                assert (early.status_code, early.json()["code"]) == (404, "expired")
+                assert redis_scan(f"*{dropped['id']}*") == []
 
         alive = await api.client.get(f"/v1/conversations/{kept['id']}?messages=100", headers=headers)
         assert alive.status_code == 200 and len(alive.json()["messages"]) == 100

@@ -511,9 +511,9 @@ async def test_a_conversation_expires_ttl_after_its_last_write(store: Store, ten
 
 
 async def test_an_expired_id_can_be_created_afresh(store: Store, tenant: str) -> None:
-    c = await store.create_conversation(conv(tenant, ttl_ms=100))
+    c = await store.create_conversation(conv(tenant, ttl_ms=600))  # room for the append on a busy machine
     await store.append_messages(tenant, c.id, [msg("old")])
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.7)
     fresh = await store.create_conversation(conv(tenant, c.id), max_per_user=1)
     assert (fresh.last_seq, fresh.expires_at) == (0, None)
     assert (await store.read_messages(fresh)).messages == []
@@ -596,10 +596,10 @@ async def test_a_touch_slides_the_expiry_and_marks_activity_but_not_the_version(
 
 
 async def test_a_patch_can_change_the_expiry_window(store: Store, tenant: str) -> None:
-    c = await store.create_conversation(conv(tenant, ttl_ms=200))
+    c = await store.create_conversation(conv(tenant, ttl_ms=600))
     forever = await store.update_conversation(tenant, c.id, ConversationPatch(pinned=True, ttl=TTL(None)))
     assert (forever.ttl_ms, forever.expires_at) == (None, None)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.7)  # past the window it was created with
     assert (await store.get_conversation(tenant, c.id)).pinned
     again = await store.update_conversation(tenant, c.id, ConversationPatch(pinned=False, ttl=TTL(150)))
     assert again.expires_at is not None and again.ttl_ms == 150
@@ -609,13 +609,13 @@ async def test_a_patch_can_change_the_expiry_window(store: Store, tenant: str) -
 
 
 async def test_sweeping_removes_expired_data_once_and_keeps_a_tombstone(store: Store, tenant: str) -> None:
-    doomed = [await store.create_conversation(conv(tenant, ttl_ms=100, user=f"u{i}")) for i in range(3)]
+    doomed = [await store.create_conversation(conv(tenant, ttl_ms=600, user=f"u{i}")) for i in range(3)]
     doomed = [
         (await store.append_messages(tenant, c.id, [msg("m1"), msg("m2")])).conversation for c in doomed
     ]
     survivor = await store.create_conversation(conv(tenant, ttl_ms=60_000))
     forever = await store.create_conversation(conv(tenant))
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.7)
 
     found: list[ExpiredConversation] = []
     for _ in range(5):  # other tests' tenants may hold expired conversations too

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
-from chatkeep.models import Conversation, ConversationQuery, Mode, NewMessage, Role
+from chatkeep.models import Conversation, ConversationQuery, MessageStatus, Mode, NewMessage, Role
 from chatkeep.stores import Store, open_store
+from chatkeep.stores.fallback import FallbackStore
 from tests import services
 from tests.conftest import drop_keys, redis_cluster
+from tests.redis_servers import RedisProcess
 
 
 def conv(tenant: str, cid: str, ttl_ms: int | None = None) -> Conversation:
@@ -33,7 +36,8 @@ async def test_a_conversations_keys_share_a_hash_tag_and_one_expiry() -> None:
         expiries = {await client.pexpiretime(k) for k in own}
         assert len(expiries) == 1 and next(iter(expiries)) > 0  # one clock for all three
         tenant_keys = [k for k in keys if "{t1}" in k]
-        assert tenant_keys and all("c1" not in k for k in tenant_keys)  # indexes name no conversation
+        # the indexes name no conversation in their keys (the random prefix might spell "c1" itself)
+        assert tenant_keys and all("c1" not in k.removeprefix(prefix) for k in tenant_keys)
 
         await asyncio.sleep(0.01)
         await store.touch_conversation("t1", "c1")
@@ -73,3 +77,38 @@ async def test_the_cluster_spreads_conversations_over_its_nodes(
             await client.aclose()
     finally:
         await store.close()
+
+
+async def test_a_stream_interrupted_during_an_outage_is_interrupted_in_redis_afterwards(
+    tmp_path: Path,
+) -> None:
+    services.require_redis()
+    server = RedisProcess(tmp_path / "redis")  # its port is chosen; the server is not started yet
+    store = FallbackStore(open_store(server.url), probe_interval=0.1)
+    await store.connect()
+    try:
+        assert store.degraded
+        await store.create_conversation(conv("t1", "c1", ttl_ms=60_000))
+        reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
+        await store.append_messages("t1", "c1", [reply])
+        await store.extend_message("t1", "c1", "r", "half a")
+        await asyncio.sleep(0.3)
+        stale = await store.interrupt_stale_streams(idle_ms=200)  # the writer went quiet
+        assert [(c.id, m.id, m.status) for c, m in stale] == [("c1", "r", MessageStatus.INTERRUPTED)]
+        assert store.pending == 4  # create, open, delta, interruption
+
+        try:
+            server.start()
+        except RuntimeError as exc:
+            services.unavailable(f"cannot start a redis-server: {exc}")
+        async with asyncio.timeout(15):
+            while store.degraded:
+                await asyncio.sleep(0.05)
+        assert store.pending == 0
+        replayed = await store.primary.get_conversation("t1", "c1")
+        (message,) = (await store.primary.read_messages(replayed)).messages
+        assert (message.content, message.status) == ("half a", MessageStatus.INTERRUPTED)
+        assert await store.primary.interrupt_stale_streams(idle_ms=0) == []  # nothing left streaming
+    finally:
+        await store.close()
+        server.stop()

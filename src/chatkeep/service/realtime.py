@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from chatkeep.errors import Forbidden, InvalidInput, StoreUnavailable
 from chatkeep.events.base import EventBus
@@ -56,6 +56,8 @@ class Hub:
         self._conversations: dict[tuple[str, str], set[Follower]] = defaultdict(set)
         self._workspaces: dict[tuple[str, str | None], set[Follower]] = defaultdict(set)
         self._members: dict[str, set[Follower]] = defaultdict(set)
+        # What each follower follows, so that leaving costs what it followed, not what everyone does.
+        self._interests: dict[Follower, set[tuple[str, str]]] = defaultdict(set)
         self._pumps: dict[str, asyncio.Task[None]] = {}
 
     def followers(self, tenant: str) -> int:
@@ -83,14 +85,11 @@ class Hub:
 
     def _detach(self, follower: Follower) -> None:
         tenant = follower.principal.tenant.id
-        for cid_key in [k for k, v in self._conversations.items() if k[0] == tenant and follower in v]:
-            self._conversations[cid_key].discard(follower)
-            if not self._conversations[cid_key]:
-                del self._conversations[cid_key]
-        for ws_key in [k for k, v in self._workspaces.items() if k[0] == tenant and follower in v]:
-            self._workspaces[ws_key].discard(follower)
-            if not self._workspaces[ws_key]:
-                del self._workspaces[ws_key]
+        for kind, name in self._interests.pop(follower, ()):
+            if kind == "conversation":
+                _discard(self._conversations, (tenant, name), follower)
+            else:
+                _discard(self._workspaces, (tenant, name or None), follower)
         members = self._members.get(tenant)
         if members is not None:
             members.discard(follower)
@@ -102,9 +101,11 @@ class Hub:
 
     def follow_conversation(self, follower: Follower, conversation_id: str) -> None:
         self._conversations[(follower.principal.tenant.id, conversation_id)].add(follower)
+        self._interests[follower].add(("conversation", conversation_id))
 
     def unfollow_conversation(self, follower: Follower, conversation_id: str) -> None:
-        self._conversations.get((follower.principal.tenant.id, conversation_id), set()).discard(follower)
+        _discard(self._conversations, (follower.principal.tenant.id, conversation_id), follower)
+        self._interests.get(follower, set()).discard(("conversation", conversation_id))
 
     def follow_workspace(self, follower: Follower, workspace: str | None) -> None:
         """Conversation events of a workspace (None: every workspace the caller may see)."""
@@ -114,9 +115,11 @@ class Hub:
         if workspace is not None and not p.may_use_workspace(workspace):
             raise Forbidden(f"this token does not allow workspace {workspace!r}", code="workspace_forbidden")
         self._workspaces[(p.tenant.id, workspace)].add(follower)
+        self._interests[follower].add(("workspace", workspace or ""))
 
     def unfollow_workspace(self, follower: Follower, workspace: str | None) -> None:
-        self._workspaces.get((follower.principal.tenant.id, workspace), set()).discard(follower)
+        _discard(self._workspaces, (follower.principal.tenant.id, workspace), follower)
+        self._interests.get(follower, set()).discard(("workspace", workspace or ""))
 
     async def _pump(self, tenant: str, started: asyncio.Event) -> None:
         """Follow the tenant's events until cancelled, whatever the bus does meanwhile."""
@@ -142,6 +145,15 @@ class Hub:
         for follower in targets:
             if follower.principal.scope.admits(event.user, event.workspace):
                 follower.deliver(event)
+
+
+def _discard(index: dict[Any, set[Follower]], key: Any, follower: Follower) -> None:
+    """Take a follower out of one entry of an index, dropping the entry when it empties."""
+    followers = index.get(key)
+    if followers is not None:
+        followers.discard(follower)
+        if not followers:
+            del index[key]
 
 
 async def backlog(

@@ -39,6 +39,7 @@ class StreamService:
         # is present while a writer drains it, and its event is set when it is done.
         self._waiting: dict[tuple[str, str, str, str], list[_Delta]] = {}
         self._drained: dict[tuple[str, str, str, str], asyncio.Event] = {}
+        self._writers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     async def delta(
         self, p: Principal, conversation_id: str, message_id: str, text: str, *, offset: int | None = None
@@ -56,7 +57,9 @@ class StreamService:
         if waiting is None:  # no write in flight: this caller writes, and takes whatever queues meanwhile
             self._waiting[key] = [delta]
             self._drained[key] = asyncio.Event()
-            asyncio.get_running_loop().create_task(self._drain(p, key))
+            writer = asyncio.get_running_loop().create_task(self._drain(p, key))
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         else:
             waiting.append(delta)
         return await delta.done

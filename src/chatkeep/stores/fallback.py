@@ -425,7 +425,11 @@ class FallbackStore(Store):
         self, *, idle_ms: int, limit: int = 500
     ) -> list[tuple[Conversation, Message]]:
         if self.degraded:
-            return await self._fallback.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
+            async with self._lock:
+                if self.degraded:
+                    stale = await self._fallback.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
+                    self._journal += [_interruption(c.tenant, c.id, m.id) for c, m in stale]
+                    return stale
         try:
             return await self.primary.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
         except StoreUnavailable:
@@ -448,3 +452,12 @@ class FallbackStore(Store):
         return await self._call(
             lambda s: s.read_messages(conversation, before=before, after=after, limit=limit), on_fallback
         )
+
+
+def _interruption(tenant: str, conversation_id: str, message_id: str) -> Replay:
+    """The replay of a stream the sweeper interrupted during the outage."""
+
+    async def replay(store: Store) -> Message:
+        return await store.finish_message(tenant, conversation_id, message_id, MessageStatus.INTERRUPTED)
+
+    return replay

@@ -162,6 +162,7 @@ class RedisStore(Store):
         return f"{self.prefix}:{{{tenant}}}:{name}"
 
     def _index_keys(self, tenant: str, user: str, workspace: str) -> list[str]:
+        """The KEYS of a tenant script for one conversation's owner (see scripts.py)."""
         k = self._tenant_key
         return [
             k(tenant, "own"),
@@ -172,6 +173,12 @@ class RedisStore(Store):
             k(tenant, "tomb"),
             k(tenant, "tombz"),
         ]
+
+    def _list_keys(self, tenant: str, index: str = "all") -> list[str]:
+        """The KEYS of a tenant script that reads one list (`index`) rather than an owner's lists."""
+        keys = self._index_keys(tenant, "", "")
+        keys[1:4] = [self._tenant_key(tenant, index)] * 3
+        return keys
 
     # -- tenants ----------------------------------------------------------------------------------
 
@@ -228,10 +235,7 @@ class RedisStore(Store):
     async def _gone(self, tenant: str, cid: str, scope: Scope) -> ChatkeepError:
         """The error for a conversation whose record is not there: Expired if the tenant still
         remembers it (and the caller may know), NotFound otherwise."""
-        keys = [
-            self._tenant_key(tenant, name) for name in ("own", "all", "all", "all", "exp", "tomb", "tombz")
-        ]
-        answer = await self._script("GONE", keys, [cid, self._clock()])
+        answer = await self._script("GONE", self._list_keys(tenant), [cid, self._clock()])
         if answer[0] in ("tomb", "expired"):
             user, workspace, *_ = (answer[1] or f"{SEP}{SEP}").split(SEP)
             if user and scope.admits(user, workspace):
@@ -343,9 +347,7 @@ class RedisStore(Store):
         return list(await pipe.execute())
 
     async def count_conversations(self, tenant: str, user: str | None = None) -> int:
-        index = self._tenant_key(tenant, f"u:{user}" if user is not None else "all")
-        keys = [self._tenant_key(tenant, "own"), index, index, index, self._tenant_key(tenant, "exp"),
-                self._tenant_key(tenant, "tomb"), self._tenant_key(tenant, "tombz")]  # fmt: skip
+        keys = self._list_keys(tenant, f"u:{user}" if user is not None else "all")
         return int(await self._script("INDEX_COUNT", keys, [self._clock()]))
 
     async def update_conversation(
@@ -418,7 +420,7 @@ class RedisStore(Store):
         return swept
 
     async def _sweep_tenant(self, tenant: str, limit: int, keep_ms: int) -> list[ExpiredConversation]:
-        keys = [self._tenant_key(tenant, n) for n in ("own", "all", "all", "all", "exp", "tomb", "tombz")]
+        keys = self._list_keys(tenant)
         now = self._clock()
         due = await self._script("SWEEP_DUE", keys, [now, limit, keep_ms])
         candidates = [due[k] for k in range(0, len(due), 3)]
@@ -433,7 +435,6 @@ class RedisStore(Store):
                 gone.append(cid)
         if not gone:
             return []
-        keys[1] = self._tenant_key(tenant, "all")
         taken = await self._script("SWEEP_FINISH", keys, [now, *gone])
         result = []
         for k in range(0, len(taken), 3):
@@ -729,8 +730,9 @@ def _conversation(tenant: str, cid: str, f: dict[str, str]) -> Conversation:
     )
 
 
-def _message_body(m: NewMessage) -> str:
-    body = {
+def _body(m: NewMessage | Message) -> dict[str, Any]:
+    """What the `m` hash keeps of a message besides its seq and creation time."""
+    return {
         "id": m.id,
         "role": m.role.value,
         "content": m.content,
@@ -740,7 +742,10 @@ def _message_body(m: NewMessage) -> str:
         "out": m.usage.output_tokens,
         "status": m.status.value,
     }
-    return orjson.dumps(body).decode()
+
+
+def _message_body(m: NewMessage) -> str:
+    return orjson.dumps(_body(m)).decode()
 
 
 def _created(cid: str, m: NewMessage, seq: int, now: int) -> Message:
@@ -749,29 +754,22 @@ def _created(cid: str, m: NewMessage, seq: int, now: int) -> Message:
 
 def _encode(m: Message, updated: int) -> str:
     """A message as stored in the `m` hash: [seq, created_at, body]; `updated` is when it last changed."""
-    body = {
-        "id": m.id,
-        "role": m.role.value,
-        "content": m.content,
-        "parts": m.parts,
-        "metadata": m.metadata,
-        "in": m.usage.input_tokens,
-        "out": m.usage.output_tokens,
-        "status": m.status.value,
-        "updated": updated,
-    }
-    return orjson.dumps([m.seq, m.created_at, body]).decode()
+    return orjson.dumps([m.seq, m.created_at, {**_body(m), "updated": updated}]).decode()
 
 
 def _decode(cid: str, raw: str) -> tuple[Message, int]:
     """A stored message and when it last changed."""
-    message = _stored(cid, raw)
-    updated = orjson.loads(raw)[2].get("updated")
-    return message, updated if updated is not None else message.created_at
+    seq, created_at, body = orjson.loads(raw)
+    updated = body.get("updated")
+    return _message(cid, seq, created_at, body), updated if updated is not None else created_at
 
 
 def _stored(cid: str, raw: str) -> Message:
     seq, created_at, body = orjson.loads(raw)
+    return _message(cid, seq, created_at, body)
+
+
+def _message(cid: str, seq: int, created_at: int, body: dict[str, Any]) -> Message:
     return Message(
         conversation_id=cid,
         id=body["id"],

@@ -90,4 +90,10 @@ messages = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=True),
     # Idempotent appends look a client's message id up here.
     sa.UniqueConstraint("tenant_id", "conversation_id", "id", name="uq_messages_client_id"),
+    sa.Index(
+        "ix_messages_streaming",
+        "updated_at",
+        postgresql_where=sa.text("status = 'streaming'"),
+        sqlite_where=sa.text("status = 'streaming'"),
+    ),
 )
