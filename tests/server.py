@@ -15,7 +15,10 @@ from tests.services import free_port
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, port: int | None = None, command: list[str] | None = None
+    ) -> None:
+        self.command = command or [sys.executable, "-m", "chatkeep", "serve"]
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "CHATKEEP_PORT": str(self.port), "CHATKEEP_HOST": "127.0.0.1"}
@@ -25,7 +28,7 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> ServerProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "chatkeep", "serve"],
+                self.command,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

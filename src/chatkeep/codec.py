@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chatkeep.models import Conversation, Message, Usage
+import orjson
+
+from chatkeep.models import Conversation, Event, Message, Usage
 
 _seconds: dict[int, str] = {}
 
@@ -68,3 +70,43 @@ def message_json(m: Message) -> dict[str, Any]:
         "status": m.status.value,
         "created_at": iso(m.created_at),
     }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The frame of an event on the WebSocket: its type, conversation and seq (and version and
+    workspace when it has them), then its data (`message`, `conversation`, or a delta's fields)."""
+    frame: dict[str, Any] = {
+        "type": event.type.value,
+        "conversation_id": event.conversation_id,
+        "seq": event.seq,
+    }
+    if event.version is not None:
+        frame["version"] = event.version
+    if event.workspace:
+        frame["workspace"] = event.workspace
+    frame.update(event.data)
+    return frame
+
+
+class Frame:
+    """An outgoing WebSocket message, encoded once however many connections it goes to.
+
+    `payload` is the UTF-8 JSON text. A transport may keep its own encoding of the whole frame in
+    `wire` (set by the first connection that needs it), so the next connections reuse it as is."""
+
+    __slots__ = ("payload", "wire", "_text")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.wire: bytes | None = None
+        self._text: str | None = None
+
+    @classmethod
+    def of(cls, value: Any) -> Frame:
+        return cls(orjson.dumps(value))
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.payload.decode()
+        return self._text

@@ -16,6 +16,7 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from chatkeep.api.app import create_app
+from chatkeep.api.server import uvicorn_config
 from chatkeep.config import Settings
 from chatkeep.models import Tenant
 from chatkeep.service import Services
@@ -140,14 +141,7 @@ async def live_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Live]:
     settings = Settings(**{**values, **overrides})
     services = Services.from_settings(settings)
     app = create_app(settings, services=services)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_body_bytes,
-        log_level="warning",
-    )
+    config = uvicorn_config(app, settings, log_level="warning")
     server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

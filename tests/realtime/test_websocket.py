@@ -10,6 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from chatkeep.api.ws import Connection
 from tests.realtime.conftest import Live, bearer, live_server
 
 
@@ -243,3 +244,18 @@ async def test_stream_deltas_over_the_socket_are_not_rate_limited(tmp_path: Path
                 await client.send(type="ping", id=f"p{i}")
             frames = [await client.next() for _ in range(10)]
             assert any(f["type"] == "error" and f["code"] == "rate_limited" for f in frames)
+
+
+async def test_chatkeep_serves_sockets_with_direct_frame_writes(live: Live) -> None:
+    """The fan-out path writes prepared frames straight to each socket: if an upgrade of the server
+    took that away, frames would still flow (through ASGI) at several times the cost, silently."""
+    tenant = await live.tenant()
+    token = live.token(tenant, "ann")
+    c = await live.conversation(token)
+    async with live.socket(token) as client:
+        await client.subscribe(conversation_id=c["id"])
+        (connection,) = live.services.hub.members(tenant.id)
+        assert isinstance(connection, Connection) and connection.outlet.direct
+        await live.append(token, c["id"], "through the direct path")
+        event = await client.until(lambda f: f["type"] == "message.created")
+        assert event["message"]["content"] == "through the direct path"

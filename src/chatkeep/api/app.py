@@ -8,9 +8,10 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from chatkeep import __version__
-from chatkeep.api import problems, websocket
+from chatkeep.api import problems, ws
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics
@@ -23,6 +24,20 @@ DESCRIPTION = """Chat conversations that survive reloads, restarts, outages and 
 
 Authenticate with `Authorization: Bearer <token>`: a user token (JWT signed with the tenant's secret)
 or a tenant API key (`ck_...`). Every error is `application/problem+json` with a stable `code`."""
+
+
+class App(FastAPI):
+    """The FastAPI app, with WS /v1/ws served before its middleware and router (see api/ws)."""
+
+    def __init__(self, services: Services, **options: Any) -> None:
+        super().__init__(**options)
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == ws.PATH:
+            await ws.Connection(self.services, scope, receive, send).serve()
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -38,7 +53,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             await services.stop()
 
-    app = FastAPI(
+    app = App(
+        services,
         title="chatkeep",
         version=__version__,
         description=DESCRIPTION,
@@ -52,7 +68,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
-    for module in (conversations, messages, sessions, settings_routes, dev, health, websocket):
+    for module in (conversations, messages, sessions, settings_routes, dev, health):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

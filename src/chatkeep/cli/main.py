@@ -63,6 +63,7 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from chatkeep.api.app import create_app
+    from chatkeep.api.server import uvicorn_config
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = Settings(**overrides)
@@ -71,9 +72,7 @@ def serve(host: str | None, port: int | None) -> None:
     click.echo(
         f"chatkeep {__version__} on http://{settings.host}:{settings.port}  (dev mode {dev})", err=True
     )
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, ws="websockets-sansio"
-    )
+    uvicorn.Server(uvicorn_config(app, settings)).run()
 
 
 @main.command()

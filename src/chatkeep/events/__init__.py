@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatkeep.errors import ConfigError
-from chatkeep.events.base import EventBus
+from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.stores.url import StoreURL
 
 
@@ -21,4 +21,4 @@ def open_bus(url: str | None) -> EventBus:
     raise ConfigError(f"unknown event bus URL {parsed.redacted}; use local:// or redis://host:6379/0")
 
 
-__all__ = ["EventBus", "open_bus"]
+__all__ = ["EventBus", "SubscriberLagged", "open_bus"]

@@ -10,6 +10,11 @@ from contextlib import AbstractAsyncContextManager
 from chatkeep.models import Event
 
 
+class SubscriberLagged(Exception):
+    """Raised from a subscription whose consumer fell too far behind, or whose transport lost its
+    connection: events may have been missed, so its followers resume from the store."""
+
+
 class EventBus(ABC):
     """Publishes events and delivers them to the subscribers of their tenant.
 
@@ -28,7 +33,9 @@ class EventBus(ABC):
 
     @abstractmethod
     async def publish(self, event: Event) -> None:
-        """Hand the event to every current subscriber of `event.tenant`, here and elsewhere."""
+        """Hand the event to every current subscriber of `event.tenant`, here and elsewhere. Returns
+        once the event is on its way to every instance (a bus that shares events through a server
+        returns once the server has it, or after a short bound while the server is unreachable)."""
 
     @abstractmethod
     def subscribe(self, tenant: str) -> AbstractAsyncContextManager[AsyncIterator[Event]]:

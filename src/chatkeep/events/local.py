@@ -8,15 +8,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import cast
 
-from chatkeep.events.base import EventBus
+from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.models import Event
 
 # Events a subscriber may fall behind by before it is cut off (it then resumes from the store).
 QUEUE_SIZE = 10_000
-
-
-class SubscriberLagged(Exception):
-    """Raised from a subscription whose consumer fell more than QUEUE_SIZE events behind."""
 
 
 _LAGGED = object()

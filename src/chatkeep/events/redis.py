@@ -1,8 +1,11 @@
 """RedisEventBus: events shared by every instance through Redis pub/sub.
 
 One channel per tenant (`{prefix}:events:{tenant}`); an instance subscribes to the tenants that
-have followers on it. Publishing goes through an ordered queue to one publisher task, so a request
-does not wait for Redis and the events of one instance keep their order. One reader task owns the
+have followers on it. Publishing goes through an ordered queue to one publisher task, which sends
+whatever has queued meanwhile in one pipeline (one round trip for many events), so the events of one
+instance keep their order. `publish` returns once Redis has taken the event, so a write is answered
+only after every instance can see its event; while Redis is unreachable it returns after
+PUBLISH_WAIT instead, and the event goes out when Redis is back. One reader task owns the
 pub/sub connection: subscriptions are asked of it and confirmed by it before `subscribe` returns.
 When that connection is lost, it reconnects and tells the local subscribers that events may have
 been missed (they resume from the store).
@@ -30,6 +33,7 @@ log = logging.getLogger("chatkeep.events")
 OUTGOING = 10_000
 RECONNECT_DELAY = 0.5
 CONFIRM_TIMEOUT = 10.0
+PUBLISH_WAIT = 1.0  # how long a write waits for Redis to take its event before it is answered anyway
 
 
 class RedisEventBus(EventBus):
@@ -40,7 +44,7 @@ class RedisEventBus(EventBus):
         self._client: aioredis.Redis | None = None
         self._subscribers: dict[str, int] = {}
         self._requests: asyncio.Queue[tuple[str, str, asyncio.Future[None]]] = asyncio.Queue()
-        self._outgoing: asyncio.Queue[Event] = asyncio.Queue(OUTGOING)
+        self._outgoing: asyncio.Queue[tuple[Event, asyncio.Future[None]]] = asyncio.Queue(OUTGOING)
         self._tasks: list[asyncio.Task[None]] = []
 
     def _channel(self, tenant: str) -> str:
@@ -72,10 +76,14 @@ class RedisEventBus(EventBus):
         await self._local.close()
 
     async def publish(self, event: Event) -> None:
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         try:
-            self._outgoing.put_nowait(event)
+            self._outgoing.put_nowait((event, sent))
         except asyncio.QueueFull:  # Redis has been unreachable for a while: followers resume later
             log.warning("event queue full; dropping %s for %s", event.type.value, event.conversation_id)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(sent), PUBLISH_WAIT)
 
     @property
     def _redis(self) -> aioredis.Redis:
@@ -85,13 +93,21 @@ class RedisEventBus(EventBus):
 
     async def _publish_loop(self) -> None:
         while True:
-            event = await self._outgoing.get()
+            batch = [await self._outgoing.get()]
+            while not self._outgoing.empty() and len(batch) < 500:
+                batch.append(self._outgoing.get_nowait())
             while True:
                 try:
-                    await self._redis.publish(self._channel(event.tenant), _encode(event))
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for event, _ in batch:
+                            pipe.publish(self._channel(event.tenant), _encode(event))
+                        await pipe.execute()
                     break
                 except (rexc.ConnectionError, rexc.TimeoutError, OSError):
                     await asyncio.sleep(RECONNECT_DELAY)
+            for _, sent in batch:
+                if not sent.done():
+                    sent.set_result(None)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, tenant: str) -> AsyncIterator[AsyncIterator[Event]]:

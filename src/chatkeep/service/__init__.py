@@ -61,7 +61,7 @@ class Services:
             tenants=TenantService(durable, auth),
             chat=chat,
             streams=StreamService(chat),
-            hub=Hub(bus),
+            hub=Hub(bus, chat, page_size=settings.max_page_size),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
@@ -80,6 +80,7 @@ class Services:
         self.sweeper.start()
 
     async def stop(self) -> None:
+        await self.hub.close()
         await self.sweeper.stop()
         await self.events.close()
         for store in self.router.stores:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from chatkeep import codec
 from chatkeep.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired, TooLarge
 from chatkeep.events.base import EventBus
 from chatkeep.models import (
@@ -17,11 +16,9 @@ from chatkeep.models import (
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
-    Event,
     EventType,
     JSONObject,
     JSONValue,
-    Message,
     MessagePage,
     MessageStatus,
     Mode,
@@ -31,6 +28,7 @@ from chatkeep.models import (
 )
 from chatkeep.service.auth import Principal
 from chatkeep.service.cursors import decode_cursor
+from chatkeep.service.events import conversation_event, created_event
 from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits
 from chatkeep.service.routing import StoreRouter
@@ -332,7 +330,7 @@ class ChatService:
         )
         for result in outcome.results:
             if result.created:
-                await self.events.publish(self._message_event(outcome.conversation, result.message))
+                await self.events.publish(created_event(outcome.conversation, result.message))
         return outcome
 
     async def read_messages(
@@ -363,31 +361,7 @@ class ChatService:
         return limit
 
     async def _publish(self, kind: EventType, conversation: Conversation) -> None:
-        await self.events.publish(
-            Event(
-                type=kind,
-                tenant=conversation.tenant,
-                workspace=conversation.workspace,
-                user=conversation.user,
-                conversation_id=conversation.id,
-                version=conversation.version,
-                seq=conversation.last_seq,
-                data={"conversation": codec.conversation_json(conversation)},
-            )
-        )
-
-    @staticmethod
-    def _message_event(conversation: Conversation, message: Message) -> Event:
-        return Event(
-            type=EventType.MESSAGE_CREATED,
-            tenant=conversation.tenant,
-            workspace=conversation.workspace,
-            user=conversation.user,
-            conversation_id=conversation.id,
-            seq=message.seq,
-            version=conversation.version,
-            data={"message": codec.message_json(message)},
-        )
+        await self.events.publish(conversation_event(kind, conversation))
 
 
 def _opening_status(status: MessageStatus) -> MessageStatus:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from chatkeep.config import Settings
 from chatkeep.errors import StoreUnavailable
 from chatkeep.events.base import EventBus
-from chatkeep.models import Event, EventType, ExpiredConversation, Mode, Tenant
-from chatkeep.service.events import updated_event
+from chatkeep.models import ExpiredConversation, Mode, Tenant
+from chatkeep.service.events import expired_event, updated_event
 from chatkeep.service.routing import StoreRouter
 
 log = logging.getLogger("chatkeep.lifecycle")
@@ -125,21 +125,3 @@ class Sweeper:
             for conversation, message in stale:
                 event = updated_event(conversation.tenant, conversation.workspace, conversation.user, message)
                 await self._events.publish(event)
-
-
-def expired_event(gone: ExpiredConversation) -> Event:
-    return Event(
-        type=EventType.CONVERSATION_EXPIRED,
-        tenant=gone.tenant,
-        workspace=gone.workspace,
-        user=gone.user,
-        conversation_id=gone.id,
-        data={
-            "conversation": {
-                "id": gone.id,
-                "workspace": gone.workspace,
-                "user": gone.user,
-                "mode": gone.mode.value,
-            }
-        },
-    )

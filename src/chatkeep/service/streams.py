@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chatkeep.errors import ChatkeepError, InvalidInput
-from chatkeep.models import Event, EventType, Message, MessageStatus, Usage
+from chatkeep.models import Message, MessageStatus, Usage
 from chatkeep.service.auth import Principal
 from chatkeep.service.conversations import ChatService
-from chatkeep.service.events import updated_event
+from chatkeep.service.events import delta_event, updated_event
 from chatkeep.service.validation import check_id, check_text
 from chatkeep.stores.base import Extension, Store
 
@@ -93,7 +93,7 @@ class StreamService:
                             d.done.set_exception(exc)
                         continue
                     if extension.appended:
-                        await self.chat.events.publish(_delta_event(extension))
+                        await self.chat.events.publish(delta_event(extension))
                     for d in group:
                         d.done.set_result(extension)
         finally:
@@ -149,21 +149,3 @@ def _contiguous(batch: Sequence[_Delta]) -> list[list[_Delta]]:
         elif end is not None:
             end += len(delta.text)
     return groups
-
-
-def _delta_event(extension: Extension) -> Event:
-    c, message = extension.conversation, extension.message
-    return Event(
-        type=EventType.MESSAGE_DELTA,
-        tenant=c.tenant,
-        workspace=c.workspace,
-        user=c.user,
-        conversation_id=c.id,
-        seq=message.seq,
-        data={
-            "message_id": message.id,
-            "seq": message.seq,
-            "offset": extension.offset,
-            "text": extension.appended,
-        },
-    )

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from chatkeep import codec
 from chatkeep.api.deps import MetricsDep, PrincipalDep, ServicesDep
+from chatkeep.api.inputs import message_input, usage_of
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
@@ -23,23 +24,10 @@ from chatkeep.api.schemas import (
     MessageList,
     StreamFinish,
 )
-from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, AppendOutcome, MessageStatus, Usage
-from chatkeep.service import MessageInput, Principal, Services
+from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, AppendOutcome, MessageStatus
+from chatkeep.service import Principal, Services
 
 router = APIRouter(prefix="/v1/conversations/{conversation_id}", tags=["messages"])
-
-
-def message_input(body: MessageCreate) -> MessageInput:
-    usage = Usage(body.usage.input_tokens, body.usage.output_tokens) if body.usage else Usage()
-    return MessageInput(
-        role=body.role,
-        content=body.content,
-        id=body.id,
-        parts=body.parts,
-        metadata=body.metadata,
-        usage=usage,
-        status=MessageStatus(body.status),
-    )
 
 
 async def _append(
@@ -149,9 +137,8 @@ async def finish_stream(
 ) -> JSONResponse:
     """End a streaming reply as `complete` or `interrupted`, with its token usage. Repeating the same
     finish answers the message unchanged."""
-    usage = Usage(body.usage.input_tokens, body.usage.output_tokens) if body.usage else None
     message = await services.streams.finish(
-        principal, conversation_id, message_id, MessageStatus(body.status), usage
+        principal, conversation_id, message_id, MessageStatus(body.status), usage_of(body.usage)
     )
     return answer(codec.message_json(message))
 

@@ -1,0 +1,31 @@
+"""Serving chatkeep with uvicorn: one configuration for `chatkeep serve`, the tests and the benchmarks.
+
+WebSockets run chatkeep's protocol (api/wsprotocol.py): uvicorn's `websockets-sansio` one with direct
+frame writes for fan-out and less memory per idle socket; the README's benchmark compares it with
+uvicorn's stock implementations. Per-message compression is off: chat frames are small, and
+compressing per socket would make every follower's bytes its own (and cost ~40 KiB of zlib state per
+socket).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from chatkeep.api.wsprotocol import WebSocketProtocol
+from chatkeep.config import Settings
+
+
+def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Config:
+    """How chatkeep is served. Frames over CHATKEEP_MAX_BODY_BYTES are refused by the protocol before
+    they are buffered (close 1009)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "ws": WebSocketProtocol,
+        "ws_max_size": settings.max_body_bytes,
+        "ws_per_message_deflate": False,
+    }
+    return uvicorn.Config(app, **{**options, **overrides})

@@ -1,0 +1,7 @@
+"""Real-time delivery on this instance: the Hub (who follows what) and the Channels that give each
+follower of a conversation its messages once, in order, with no gap."""
+
+from chatkeep.service.realtime.channel import Follower, Source
+from chatkeep.service.realtime.hub import MAX_BACKLOG, Hub
+
+__all__ = ["MAX_BACKLOG", "Follower", "Hub", "Source"]
