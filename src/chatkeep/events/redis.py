@@ -23,6 +23,7 @@ import orjson
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 
+from chatkeep import tasks
 from chatkeep.errors import StoreUnavailable
 from chatkeep.events.base import EventBus
 from chatkeep.events.local import LocalEventBus
@@ -65,10 +66,7 @@ class RedisEventBus(EventBus):
 
     async def close(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await tasks.stop(task)
         self._tasks = []
         if self._client is not None:
             await self._client.aclose()
@@ -92,7 +90,7 @@ class RedisEventBus(EventBus):
         return self._client
 
     async def _publish_loop(self) -> None:
-        while True:
+        while not tasks.stopping():
             batch = [await self._outgoing.get()]
             while not self._outgoing.empty() and len(batch) < 500:
                 batch.append(self._outgoing.get_nowait())
@@ -136,7 +134,7 @@ class RedisEventBus(EventBus):
             raise StoreUnavailable(f"{self.url.redacted} did not confirm the subscription") from None
 
     async def _read(self) -> None:
-        while True:
+        while not tasks.stopping():
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 channels = [self._channel(t) for t in self._subscribers]

@@ -4,10 +4,10 @@ expired ones and announces them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
+from chatkeep import tasks
 from chatkeep.config import Settings
 from chatkeep.errors import StoreUnavailable
 from chatkeep.events.base import EventBus
@@ -80,14 +80,11 @@ class Sweeper:
             self._task = asyncio.create_task(self._loop(), name="chatkeep-sweeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.stop(self._task)
+        self._task = None
 
     async def _loop(self) -> None:
-        while True:
+        while not tasks.stopping():
             await asyncio.sleep(self._interval)
             try:
                 await self.sweep()

@@ -11,12 +11,11 @@ the channel. Every delivery is checked against the follower's scope.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from typing import Any
 
-from chatkeep import codec
+from chatkeep import codec, tasks
 from chatkeep.codec import Frame
 from chatkeep.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
 from chatkeep.events.base import EventBus, SubscriberLagged
@@ -85,10 +84,7 @@ class Hub:
         pumps = list(self._pumps.values())
         self._pumps.clear()
         for pump in pumps:
-            pump.cancel()
-        for pump in pumps:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await tasks.stop(pump)
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
@@ -204,7 +200,7 @@ class Hub:
 
     async def _pump(self, tenant: str, started: asyncio.Event) -> None:
         """Follow the tenant's events until cancelled, whatever the bus does meanwhile."""
-        while True:
+        while not tasks.stopping():
             try:
                 async with self._bus.subscribe(tenant) as stream:
                     started.set()

@@ -1,0 +1,29 @@
+"""Stopping background tasks for sure.
+
+A task asked to stop is cancelled; but a library that catches the cancellation on the way (and some
+do, for instance a timeout that fires at the moment the cancellation arrives) leaves the task
+running, and whoever awaited it waits forever. `stop` asks again until the task is done, and loops
+that run for the life of a service check `stopping()` between rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def stop(task: asyncio.Task[object] | asyncio.Task[None] | None, *, patience: float = 1.0) -> None:
+    """Cancel `task` and wait for it to end, cancelling it again every `patience` seconds if a
+    cancellation was swallowed. Its result or error is dropped: it is being stopped."""
+    if task is None:
+        return
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=patience)
+    if not task.cancelled():
+        task.exception()  # retrieved, so that it is not reported as never retrieved
+
+
+def stopping() -> bool:
+    """Whether the current task has been asked to stop (a swallowed cancellation still counts)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
