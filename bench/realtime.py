@@ -60,10 +60,15 @@ def resident_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return sum(cpu_times(pid))
 
 
 def raise_fd_limit() -> None:
@@ -247,14 +252,17 @@ async def post_spaced(
 
 
 def profiler(pid: int, out: str | None) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling the server (collapsed stacks, for flame graphs), when asked for and installed."""
+    """A sampler of the server during the delivery run, when asked for: `perf record` (kernel and
+    native stacks) for a name ending in .perf, py-spy (Python stacks, collapsed) otherwise."""
     if out is None:
         return None
-    return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "--output", out],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if out.endswith(".perf"):
+        command = ["perf", "record", "-e", "cpu-clock", "-g", "-p", str(pid), "-o", out]
+    elif out.endswith(".strace"):
+        command = ["strace", "-c", "-f", "-p", str(pid), "-o", out]
+    else:
+        command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "500", "--output", out]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def run(
@@ -273,6 +281,8 @@ async def run(
         "CHATKEEP_LOG_LEVEL": "warning",
     }
     command = [sys.executable, str(ROOT / "bench" / "serve.py"), implementation]
+    if os.environ.get("RT_SERVE"):
+        command = [sys.executable, os.environ["RT_SERVE"]]
     server = ServerProcess(env, tmp / "realtime.log", command=command).start()
     assert server.process is not None
     pid = server.process.pid
@@ -314,6 +324,7 @@ async def run(
         workers.ask("arrivals")
         clients_before = workers.ask("cpu")
         started = cpu_seconds(pid)
+        started_system = cpu_times(pid)[1]
         sampler = profiler(pid, profile)
         sent = await post_spaced(server_at, cid, headers, messages)
         if sampler is not None:
@@ -321,6 +332,7 @@ async def run(
             sampler.wait(30)
         await asyncio.sleep(1.0)
         server_cpu = cpu_seconds(pid) - started
+        server_system = cpu_times(pid)[1] - started_system
         clients_after = workers.ask("cpu")
         clients_user = sum(a[0] - b[0] for a, b in zip(clients_after, clients_before, strict=True))
         clients_system = sum(a[1] - b[1] for a, b in zip(clients_after, clients_before, strict=True))
@@ -348,8 +360,9 @@ async def run(
             ),
             (
                 "server CPU per delivered frame",
-                f"{gross:.1f} µs with the append, {net:.1f} µs fan-out only "
-                f"(an append alone: {append_cpu * 1000:.2f} ms)",
+                f"{gross:.1f} µs with the append "
+                f"({server_system / frames * 1e6:.1f} µs of it in the kernel), "
+                f"{net:.1f} µs fan-out only (an append alone: {append_cpu * 1000:.2f} ms)",
             ),
             (
                 "client processes' CPU per received frame",
@@ -376,7 +389,49 @@ async def run(
         if workers is not None:
             workers.close()
         server.stop()
+    bare = floor(tmp, sockets, messages) if native else None
+    if bare is not None:
+        rows.append(
+            (
+                "the floor: a bare os.write of the frame to each socket (bench/floor.py)",
+                f"{bare[0]:.1f} µs a write ({bare[1]:.1f} µs of it in the kernel)",
+            )
+        )
     return rows
+
+
+def floor(tmp: Path, sockets: int, messages: int) -> tuple[float, float] | None:
+    """CPU time per write of bench/floor.py (a bare os.write of the frame to each socket), with the
+    same C followers; None without a C compiler."""
+    binary = native_followers(tmp)
+    if binary is None:
+        return None
+    from tests.services import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "floor.py"),
+            str(port),
+            str(sockets),
+            str(messages),
+            str(SPACING),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    try:
+        assert server.stdout.readline().strip() == "listening"
+        workers = NativeWorkers(binary, WORKERS, "127.0.0.1", port, "token", "c")
+        workers.connect(sockets)
+        total, system = (float(x) for x in server.stdout.readline().split())
+        workers.close()
+        return total, system
+    finally:
+        server.kill()
+        server.wait()
 
 
 def table(rows: list[tuple[str, str]]) -> str:
