@@ -15,7 +15,7 @@ from chatkeep.api import problems, ws
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics
-from chatkeep.api.routes import conversations, dev, health, messages, sessions
+from chatkeep.api.routes import conversations, dev, health, messages, pages, sessions
 from chatkeep.api.routes import settings as settings_routes
 from chatkeep.config import Settings
 from chatkeep.service import Services
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
-    for module in (conversations, messages, sessions, settings_routes, dev, health):
+    for module in (conversations, messages, sessions, settings_routes, dev, health, pages):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from chatkeep.config import Settings
 from chatkeep.events import EventBus, open_bus
+from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
@@ -33,6 +34,7 @@ class Services:
     sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
+    assistant: EchoAssistant | None = None
 
     @classmethod
     def from_settings(
@@ -53,14 +55,22 @@ class Services:
         auth = Authenticator(durable)
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
+        tenants = TenantService(durable, auth)
+        streams = StreamService(chat)
+        assistant = (
+            EchoAssistant(bus, tenants, chat, streams, duration=settings.demo_assistant_seconds)
+            if settings.echo_assistant
+            else None
+        )
         return cls(
             settings=settings,
             router=router,
             events=bus,
             auth=auth,
-            tenants=TenantService(durable, auth),
+            tenants=tenants,
             chat=chat,
-            streams=StreamService(chat),
+            streams=streams,
+            assistant=assistant,
             hub=Hub(bus, chat, page_size=settings.max_page_size),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
@@ -78,8 +88,12 @@ class Services:
         if self.settings.dev_enabled:
             await self.tenants.ensure_demo()
         self.sweeper.start()
+        if self.assistant is not None:
+            self.assistant.start()
 
     async def stop(self) -> None:
+        if self.assistant is not None:
+            await self.assistant.stop()
         await self.hub.close()
         await self.sweeper.stop()
         await self.events.close()
