@@ -511,6 +511,8 @@ export class ChatkeepClient {
     this.flushAttempt = 0;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.flushTimer = undefined;
+    /** @type {Map<string, number>} "conversation|version" -> the version this tab's patch made of it */
+    this.ownBumps = new Map();
     this.onOnline = () => {
       this.set({ connection: "online" });
       this.flush();
@@ -1122,9 +1124,13 @@ export class ChatkeepClient {
     const path = `/v1/conversations/${encodeURIComponent(e.conversationId)}`;
     let patch = { ...e.patch };
     let version = e.version;
+    // edits queued one after another: each was based on the version before the previous one was
+    // stored, which this tab's own previous patch turned into the next one
+    while (this.ownBumps.has(`${e.conversationId}|${version}`)) version = this.ownBumps.get(`${e.conversationId}|${version}`);
     for (let attempt = 0; ; attempt++) {
       try {
         const { body } = await this.http.request("PATCH", path, patch, { "If-Match": `"${version}"` });
+        this.ownBumps.set(`${e.conversationId}|${version}`, body.version);
         await storage.deleteOutbox([e.n]);
         this.applyConversation(body);
         return;
@@ -1401,12 +1407,9 @@ class Live {
       return;
     }
     if (f.type === "error") {
-      const id = typeof f.id === "string" && f.id.startsWith("follow:") ? f.id.slice(7) : null;
-      if (id && id === this.following) {
-        // not created yet (the outbox creates it, then follows), or gone (opening it again says which)
-        this.following = null;
-        if (f.code === "expired" || f.code === "not_found") c.sync();
-      }
+      // A subscription refused: not created yet (the outbox creates it, then follows it again), or
+      // gone (its event, the heartbeat or the next open says so).
+      if (typeof f.id === "string" && f.id === `follow:${this.following}`) this.following = null;
       return;
     }
     const cid = f.conversation_id;
