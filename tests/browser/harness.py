@@ -196,7 +196,10 @@ def wait_shown(
         if check(messages):
             return messages
         if time.monotonic() > deadline:
-            raise AssertionError(f"the page never showed what was expected; it shows {messages}")
+            last = [(m["seq"], m["status"], m["role"], m["content"][:40]) for m in messages[-6:]]
+            raise AssertionError(
+                f"the page never showed what was expected; it shows {len(messages)}, last: {last}"
+            )
         page.wait_for_timeout(50)
 
 

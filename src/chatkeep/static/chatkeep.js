@@ -486,6 +486,8 @@ export class ChatkeepClient {
     for (const c of options.pageContexts || []) this.contexts.set(c.route, { actions: [], ...c, known: true });
     this.noticeCount = 0;
     this.stopped = false;
+    /** @type {string|null} the conversation whose latest page was read from the server (or created) */
+    this.loadedId = null;
     /** @type {State} */
     this.state = Object.freeze({
       workspace: options.workspace,
@@ -699,7 +701,8 @@ export class ChatkeepClient {
     for (const e of outbox) if (e.kind === "message" && e.conversationId === id) this.held.put(e.message);
     this.set({ conversation: freezeConversation(conversation), hasMore: has_more_messages, ready: true, source: this.state.source || "network" });
     this.emitMessages();
-    this.live.follow();
+    this.loadedId = id;
+    this.live.follow(true); // resume after what this read holds
   }
 
   /** The current conversation is gone (deleted elsewhere, expired): start a fresh one and say so. */
@@ -713,7 +716,14 @@ export class ChatkeepClient {
         : "This conversation was deleted elsewhere, so a new one was started.",
       "warning",
     );
-    await this.newConversation();
+    // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
+    // the others open it.
+    await withLock(`chatkeep-current|${this.currentKey}`, async () => {
+      const stored = readStorage(this.sessions, this.currentKey);
+      if (this.state.conversationId !== id) return;
+      if (this.options.sessionScope !== "tab" && stored && stored !== id) await this.open(stored);
+      else await this.newConversation();
+    });
   }
 
   /**
@@ -1018,7 +1028,10 @@ export class ChatkeepClient {
     const { body } = await this.http.request("POST", "/v1/conversations", e.body);
     await storage.deleteOutbox([e.n]);
     this.applyConversation(body);
-    if (body.id === this.state.conversationId) this.live.follow(true); // it exists now: follow it
+    if (body.id === this.state.conversationId) {
+      this.loadedId = body.id;
+      this.live.follow(true); // it exists now: follow it
+    }
   }
 
   /** @param {any} e */
@@ -1376,7 +1389,7 @@ class Live {
     if (this.following !== id) {
       if (this.following) this.frame({ type: "unsubscribe", conversation_id: this.following });
       this.following = id;
-      if (id && mode !== "local") {
+      if (id && mode !== "local" && c.loadedId === id) {
         const after = c.held.finalSeq() || (c.state.conversation ? c.state.conversation.last_seq : 0);
         this.frame({ type: "subscribe", id: `follow:${id}`, conversation_id: id, after_seq: after });
       }

@@ -142,10 +142,10 @@ function item(c, current, main) {
   button.type = "button";
   const name = document.createElement("span");
   name.className = "name";
-  name.textContent = `${main && c.pinned ? "▴ " : ""}${main && c.starred ? "★ " : ""}${c.title || "Untitled"}`;
+  name.textContent = `${main && c.starred ? "★ " : ""}${c.title || "Untitled"}`;
   const meta = document.createElement("span");
   meta.className = "meta";
-  meta.textContent = `${c.message_count} · ${ago(c.last_activity_at)}`;
+  meta.textContent = `${main && c.pinned ? "pinned · " : ""}${c.message_count} · ${ago(c.last_activity_at)}`;
   button.append(name, meta);
   button.addEventListener("click", () => client.switchTo(c.id));
   li.append(button);
