@@ -186,6 +186,27 @@ async function idb(store, mode, make) {
 }
 
 const storage = {
+  /** What a reload paints, in one transaction: a conversation's cached page, the outbox, the list.
+   * @param {string} ns @param {string} id @param {string} listKey
+   * @returns {Promise<{record: any, outbox: any[], list: any}>} */
+  async snapshot(ns, id, listKey) {
+    try {
+      const db = await openDb();
+      if (!db) throw new Error("no IndexedDB");
+      return await new Promise((resolve, reject) => {
+        const tx = db.transaction(["cache", "outbox"], "readonly");
+        const cache = tx.objectStore("cache");
+        const record = cache.get(`${ns}|${id}`);
+        const list = cache.get(listKey);
+        const outbox = tx.objectStore("outbox").index("ns").getAll(ns);
+        tx.oncomplete = () => resolve({ record: record.result, outbox: outbox.result, list: list.result });
+        tx.onerror = () => reject(tx.error);
+      });
+    } catch {
+      const outbox = [...memory.outbox.values()].filter((r) => r.ns === ns);
+      return { record: memory.cache.get(`${ns}|${id}`), outbox, list: memory.cache.get(listKey) };
+    }
+  },
   /** @param {string} key */
   async getCache(key) {
     try {
@@ -595,11 +616,8 @@ export class ChatkeepClient {
 
   /** Show what the browser holds for `id` (cached page, pending sends), before any network work. */
   async paintFromCache(/** @type {string} */ id) {
-    const [record, outbox] = await Promise.all([
-      storage.getCache(`${this.ns}|${id}`),
-      storage.outbox(this.ns),
-      this.paintList(),
-    ]);
+    const { record, outbox, list } = await storage.snapshot(this.ns, id, `${this.ns}|list|${this.state.workspace}`);
+    if (list && !this.state.ready) this.setList(list.conversations, false);
     this.held = new Held();
     for (const m of record ? record.messages : []) this.held.put(m);
     for (const e of outbox) if (e.kind === "message" && e.conversationId === id) this.held.put(e.message);
@@ -612,11 +630,6 @@ export class ChatkeepClient {
       source: record ? "cache" : null,
     });
     this.emitMessages();
-  }
-
-  async paintList() {
-    const record = await storage.getCache(`${this.ns}|list|${this.state.workspace}`);
-    if (record && !this.state.ready) this.setList(record.conversations, false);
   }
 
   /** @param {any[]} outbox @param {string} id */
