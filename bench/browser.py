@@ -48,7 +48,9 @@ FLUSH_100 = """async () => {
     const client = window.chatkeepDemo.client;
     for (let i = 0; i < 100; i++) client.send(`queued ${i}`);
     await new Promise(resolve => {
-        const stop = client.subscribe(() => { if (client.getSnapshot().pending === 100) { stop(); resolve(); } });
+        const stop = client.subscribe(() => {
+            if (client.getSnapshot().pending === 100) { stop(); resolve(); }
+        });
     });
     window.flushed = new Promise(resolve => {
         addEventListener("online", () => {
