@@ -1255,10 +1255,10 @@ export class ChatkeepClient {
         const messages = record.messages.slice(i, i + MAX_BATCH).map((/** @type {any} */ m) => ({ id: m.id, role: m.role, content: m.content }));
         await this.http.request("POST", `/v1/conversations/${encodeURIComponent(to)}/messages:batch`, { messages });
       }
-      await this.http.request("DELETE", `/v1/conversations/${encodeURIComponent(record.id)}`).catch(() => {});
+      if (record.id === this.state.conversationId) await this.open(to); // before the old one is gone
       await storage.deleteCache(record.key);
+      await this.http.request("DELETE", `/v1/conversations/${encodeURIComponent(record.id)}`).catch(() => {});
       moved.push({ from: record.id, to });
-      if (record.id === this.state.conversationId) await this.open(to);
     }
     if (moved.length) await this.refreshList();
     return moved;
