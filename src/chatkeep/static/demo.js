@@ -23,6 +23,7 @@ const client = createClient({
   sessionScope: params.get("tabs") === "1" ? "tab" : "workspace",
   mode: defaultMode,
   heartbeatMs: Number(prefs.get("heartbeat-ms")) || 30_000,
+  cacheBytes: Number(prefs.get("cache-bytes")) || undefined,
   pageContexts: PAGES,
   getToken: async () => {
     const response = await fetch(`/v1/dev/token?user=${encodeURIComponent(user)}`);

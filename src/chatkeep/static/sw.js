@@ -9,16 +9,19 @@ const SHELL = ["/", "/static/chatkeep.js", "/static/demo.js", "/static/demo.css"
 
 sw.addEventListener("install", (/** @type {any} */ event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => sw.skipWaiting()));
-  // Where the browser can route without waking this worker first (the Static Routing API), the page
-  // and its files race the network against the handler below: online loads cost what they would
-  // with no worker, offline ones are answered from the kept copies.
+  // Where the browser can route without waking this worker (the Static Routing API): the API never
+  // comes here (a beacon sent as the page closes must not wait for a worker to start); the page and
+  // its files race the network against the handler below, so online loads cost what they would
+  // with no worker and offline ones are answered from the kept copies.
   if (typeof event.addRoutes === "function") {
+    const at = (/** @type {string} */ path) => new URL(path, location.href).href;
     const race = "race-network-and-fetch-handler";
     event.waitUntil(
       event
         .addRoutes([
+          { condition: { urlPattern: at("/v1/*") }, source: "network" },
           { condition: { requestMode: "navigate" }, source: race },
-          { condition: { urlPattern: new URL("/static/*", location.href).href }, source: race },
+          { condition: { urlPattern: at("/static/*") }, source: race },
         ])
         .catch(() => undefined),
     );
