@@ -509,6 +509,10 @@ export class ChatkeepClient {
     this.stopped = false;
     /** @type {string|null} the conversation whose latest page was read from the server (or created) */
     this.loadedId = null;
+    /** @type {Set<string>} conversations the user has been told are gone */
+    this.told = new Set();
+    /** @type {string|null} the conversation left to follow another tab's switch */
+    this.left = null;
     /** @type {State} */
     this.state = Object.freeze({
       workspace: options.workspace,
@@ -729,20 +733,30 @@ export class ChatkeepClient {
     await storage.deleteCache(`${this.ns}|${id}`);
     this.setList(this.state.conversations.filter((c) => c.id !== id));
     if (this.state.conversationId !== id) return;
+    this.tell(id, why);
+    // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
+    // the others open it (and are told why, if the fresh one reached them first).
+    await withLock(`chatkeep-current|${this.currentKey}`, async () => {
+      const stored = readStorage(this.sessions, this.currentKey);
+      if (this.state.conversationId !== id) return;
+      if (this.options.sessionScope !== "tab" && stored && stored !== id) await this.open(stored);
+      else {
+        await this.newConversation();
+        this.broadcast({ type: "lost", id, why });
+      }
+    });
+  }
+
+  /** Say once that conversation `id` is gone and a new one was started. */
+  tell(/** @type {string} */ id, /** @type {"expired"|"deleted"} */ why) {
+    if (this.told.has(id)) return;
+    this.told.add(id);
     this.notify(
       why === "expired"
         ? "This conversation expired, so a new one was started."
         : "This conversation was deleted elsewhere, so a new one was started.",
       "warning",
     );
-    // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
-    // the others open it.
-    await withLock(`chatkeep-current|${this.currentKey}`, async () => {
-      const stored = readStorage(this.sessions, this.currentKey);
-      if (this.state.conversationId !== id) return;
-      if (this.options.sessionScope !== "tab" && stored && stored !== id) await this.open(stored);
-      else await this.newConversation();
-    });
   }
 
   /**
@@ -1122,8 +1136,11 @@ export class ChatkeepClient {
       this.acked(data.conversationId, data.messages);
     } else if (data.type === "current" && this.options.sessionScope !== "tab") {
       if (data.workspace === this.state.workspace && data.id !== this.state.conversationId) {
+        this.left = this.state.conversationId;
         this.open(data.id).catch(() => {});
       }
+    } else if (data.type === "lost" && (data.id === this.state.conversationId || data.id === this.left)) {
+      this.tell(data.id, data.why);
     }
   }
 
@@ -1421,7 +1438,9 @@ class Live {
     const c = this.client;
     const id = c.state.conversationId;
     if (!id || (c.state.conversation && c.state.conversation.mode === "local")) return;
-    const { body } = await c.http.request("GET", `/v1/conversations/${encodeURIComponent(id)}/messages?after=${c.held.finalSeq()}&limit=200`);
+    if (c.loadedId !== id) return c.sync(); // not read from the server yet: its latest page first
+    const after = c.held.finalSeq() || (c.state.conversation ? c.state.conversation.last_seq : 0);
+    const { body } = await c.http.request("GET", `/v1/conversations/${encodeURIComponent(id)}/messages?after=${after}&limit=200`);
     if (c.state.conversationId !== id) return;
     let changed = false;
     for (const m of body.messages) changed = c.held.put(m) || changed;
@@ -1477,9 +1496,13 @@ class Live {
       return;
     }
     if (f.type === "error") {
-      // A subscription refused: not created yet (the outbox creates it, then follows it again), or
-      // gone (its event, the heartbeat or the next open says so).
-      if (typeof f.id === "string" && f.id === `follow:${this.following}`) this.following = null;
+      // A subscription refused: it is followed only once the server has answered for it, so it is
+      // gone meanwhile (deleted or expired while this socket was not there to hear it): reading it
+      // again says which, and starts afresh.
+      if (typeof f.id === "string" && f.id === `follow:${this.following}`) {
+        this.following = null;
+        if (f.code === "not_found" || f.code === "expired") c.sync();
+      }
       return;
     }
     const cid = f.conversation_id;
