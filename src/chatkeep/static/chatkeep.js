@@ -71,6 +71,7 @@
  * @property {string|null} greeting  shown until the user writes
  * @property {"cache"|"network"|null} source  where the messages shown were read from
  * @property {boolean} ready  the server has answered at least once
+ * @property {boolean} stored  the server has the current conversation (created and read)
  *
  * @typedef {object} Options
  * @property {() => Promise<string>} getToken  called again on 401 / WebSocket 4401
@@ -530,6 +531,7 @@ export class ChatkeepClient {
       greeting: null,
       source: null,
       ready: false,
+      stored: false,
     });
     this.channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(`chatkeep|${this.ns}`) : null;
     if (this.channel) this.channel.onmessage = (e) => this.onBroadcast(e.data);
@@ -632,6 +634,7 @@ export class ChatkeepClient {
     const conversation = record ? record.conversation : this.pendingCreate(outbox, id) || listed;
     this.set({
       conversationId: id,
+      stored: this.loadedId === id,
       conversation: conversation ? this.overlay(conversation) : null,
       hasMore: record ? record.hasMore : false,
       pending: countSends(outbox),
@@ -712,7 +715,8 @@ export class ChatkeepClient {
     const known = this.state.conversation;
     const conversation = known && known.id === id && known.version > read.version ? known : read;
     if (conversation.mode === "local") {
-      this.set({ conversation: this.overlay(conversation), ready: true, source: this.state.source || "network" });
+      this.loadedId = id;
+      this.set({ conversation: this.overlay(conversation), ready: true, stored: true, source: this.state.source || "network" });
       return;
     }
     const before = this.held;
@@ -725,6 +729,7 @@ export class ChatkeepClient {
     this.set({ conversation: this.overlay(conversation), hasMore: has_more_messages, ready: true, source: this.state.source || "network" });
     this.emitMessages();
     this.loadedId = id;
+    this.set({ stored: true });
     this.live.follow(true); // resume after what this read holds
   }
 
@@ -788,7 +793,7 @@ export class ChatkeepClient {
     await this.enqueue({ kind: "create", conversationId: id, body, conversation });
     writeStorage(this.sessions, this.currentKey, id);
     this.held = new Held();
-    this.set({ conversationId: id, conversation: freezeConversation(conversation), hasMore: false, source: null });
+    this.set({ conversationId: id, conversation: freezeConversation(conversation), hasMore: false, source: null, stored: false });
     this.emitMessages();
     this.setList([conversation, ...this.state.conversations]);
     this.broadcast({ type: "current", workspace: this.state.workspace, id });
@@ -800,7 +805,7 @@ export class ChatkeepClient {
   /** Switch to another workspace: its own current conversation and list. @param {string} workspace */
   async setWorkspace(workspace) {
     if (workspace === this.state.workspace) return;
-    this.set({ workspace, conversationId: null, conversation: null, conversations: Object.freeze([]), recent: Object.freeze([]) });
+    this.set({ workspace, conversationId: null, conversation: null, stored: false, conversations: Object.freeze([]), recent: Object.freeze([]) });
     this.held = new Held();
     this.emitMessages();
     this.live.resubscribe();
@@ -1085,6 +1090,7 @@ export class ChatkeepClient {
     this.applyConversation(body);
     if (body.id === this.state.conversationId) {
       this.loadedId = body.id;
+      this.set({ stored: true });
       this.live.follow(true); // it exists now: follow it
     }
   }
