@@ -741,12 +741,15 @@ export class ChatkeepClient {
     this.tell(id, why);
     // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
     // the others open it (and are told why, if the fresh one reached them first).
+    // The replacement is recorded in IndexedDB, which tabs see at once (localStorage may lag).
     await withLock(`chatkeep-current|${this.currentKey}`, async () => {
-      const stored = readStorage(this.sessions, this.currentKey);
       if (this.state.conversationId !== id) return;
-      if (this.options.sessionScope !== "tab" && stored && stored !== id) await this.open(stored);
+      const key = `${this.ns}|replaced|${id}`;
+      const replaced = this.options.sessionScope === "tab" ? null : await storage.getCache(key);
+      if (replaced) await this.open(replaced.by);
       else {
-        await this.newConversation();
+        const by = await this.newConversation();
+        await storage.putCache({ key, ns: this.ns, list: true, by, touched: Date.now() }).catch(() => {});
         this.broadcast({ type: "lost", id, why });
       }
     });
@@ -1138,6 +1141,10 @@ export class ChatkeepClient {
       if (changed) this.emitMessages();
       this.set({ pending: countSends(outbox) });
       await this.refreshOptimistic();
+      // another tab created the conversation this one shows (its flush ran there): read and follow it
+      if (id && !this.state.stored && !outbox.some((e) => e.kind === "create" && e.conversationId === id)) {
+        this.open(id, { painted: true }).catch(() => {});
+      }
     } else if (data.type === "acked") {
       this.acked(data.conversationId, data.messages);
     } else if (data.type === "current" && this.options.sessionScope !== "tab") {
