@@ -74,7 +74,10 @@ def test_star_pin_archive_rename_persist_across_reload(demo: Demo, api: Api) -> 
     ) == ("true", "true", "true")
     page.click('[data-testid="star"]')  # and back
     eventually(lambda: api.conversation(cid).json()["starred"] is False, what="the unstar on the server")
-    assert demo.errors == []
+    # quick edits may meet a version another answer just moved on: a 412, resolved by the client
+    assert [
+        e for e in demo.errors if "HTTP 412 PATCH" not in e and "412 (Precondition Failed)" not in e
+    ] == []
 
 
 def test_a_concurrent_edit_answered_412_is_resolved(demo: Demo, api: Api) -> None:

@@ -1591,7 +1591,8 @@ class HeartbeatTimer {
   async beat() {
     const c = this.client;
     const id = c.state.conversationId;
-    if (!id || c.stopped || document.visibilityState !== "visible" || !navigator.onLine) return;
+    // (not before the server has it: a conversation started offline is created by the outbox first)
+    if (!id || !c.state.stored || c.stopped || document.visibilityState !== "visible" || !navigator.onLine) return;
     try {
       await c.http.request("POST", `/v1/conversations/${encodeURIComponent(id)}/heartbeat`);
     } catch (e) {
