@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         description="When Redis is unreachable: keep ephemeral writes in memory and replay them "
         "(`fallback`), or answer 503 (`refuse`).",
     )
+    outage_journal_max_bytes: int = Field(
+        128 * MIB,
+        ge=1 * KIB,
+        description="Bytes of writes an instance holds during a Redis outage; past it writes answer 503.",
+    )
+    outage_journal_tenant_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of the outage journal one tenant may fill; past it its writes answer 503.",
+    )
     dev_mode: bool | None = Field(
         None,
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",

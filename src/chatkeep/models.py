@@ -185,6 +185,9 @@ class AppendResult:
 class AppendOutcome:
     conversation: Conversation
     results: list[AppendResult]
+    # The seqs were given while the store's server was unreachable and may still change when the
+    # writes are replayed (several instances; see the README's outage contract).
+    provisional: bool = False
 
     @property
     def created_count(self) -> int:

@@ -151,6 +151,11 @@ class Message(BaseModel):
     usage: Usage
     status: MessageStatus
     created_at: datetime
+    provisional: bool | None = Field(
+        None,
+        description="Only in the answer to an append during a Redis outage with several instances: "
+        "the seq may still change; the final one arrives as a `message.created` event.",
+    )
 
 
 class ConversationWithMessages(Conversation):
@@ -175,6 +180,9 @@ class AppendResult(BaseModel):
 
 class BatchResult(BaseModel):
     results: list[AppendResult]
+    provisional: bool | None = Field(
+        None, description="The seqs may still change (see `Message.provisional`)."
+    )
 
 
 class Heartbeat(BaseModel):

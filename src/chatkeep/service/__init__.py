@@ -46,13 +46,18 @@ class Services:
         """Construct everything (no I/O). Ready-made stores or buses may be injected."""
         durable = durable or open_store(settings.durable_url)
         ephemeral = ephemeral or open_ephemeral(
-            settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse"
+            settings.ephemeral_url,
+            refuse_on_outage=settings.ephemeral_outage == "refuse",
+            journal_max_bytes=settings.outage_journal_max_bytes,
+            journal_tenant_share=settings.outage_journal_tenant_share,
+            shared=settings.events_url is not None,  # a shared event bus: several instances
         )
         router = StoreRouter(durable, ephemeral, open_store("memory://"))
         bus = events or open_bus(settings.events_url)
         auth = Authenticator(durable)
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
+        ephemeral.watch_reseq(chat.republish)
         return cls(
             settings=settings,
             router=router,

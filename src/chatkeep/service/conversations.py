@@ -19,6 +19,7 @@ from chatkeep.models import (
     EventType,
     JSONObject,
     JSONValue,
+    Message,
     MessagePage,
     MessageStatus,
     Mode,
@@ -123,7 +124,8 @@ class ChatService:
         try:
             if await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
                 raise Conflict("taken", code="conversation_exists")
-            created = await store.create_conversation(
+            create = store.create_conversation if spec.id is not None else store.create_generated
+            created = await create(
                 conversation,
                 max_per_tenant=await self._room(
                     self.limits.max_conversations_per_tenant, p.tenant.id, None, store
@@ -349,6 +351,12 @@ class ChatService:
         conversation = await self.get_conversation(p, conversation_id)
         store = self.stores.for_mode(conversation.mode)
         return await store.read_messages(conversation, before=before, after=after, limit=size)
+
+    async def republish(self, conversation: Conversation, messages: list[Message]) -> None:
+        """Messages acknowledged with a provisional seq, now stored at another: `message.created`
+        again, with the final seq."""
+        for message in messages:
+            await self.events.publish(created_event(conversation, message))
 
     # -- helpers ----------------------------------------------------------------------------------
 

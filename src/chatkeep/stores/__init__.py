@@ -44,16 +44,30 @@ def open_store(url: str | StoreURL, **kwargs: Any) -> Store:
     return store
 
 
-def open_ephemeral(url: str | None, *, refuse_on_outage: bool = False) -> Store:
+def open_ephemeral(
+    url: str | None,
+    *,
+    refuse_on_outage: bool = False,
+    journal_max_bytes: int = 128 * 1024 * 1024,
+    journal_tenant_share: float = 0.25,
+    shared: bool = False,
+) -> Store:
     """The store for ephemeral conversations: memory when no URL is given; a Redis store behind a
-    FallbackStore (so an outage loses no acknowledged write, or refuses writes) for redis URLs."""
+    FallbackStore (so an outage loses no acknowledged write, or refuses writes) for redis URLs.
+    `shared`: other instances use the same Redis (their seqs given during an outage are provisional)."""
     if not url:
         return open_store("memory://")
     store = open_store(url)
     if StoreURL.parse(url).scheme.startswith("redis"):
         from chatkeep.stores.fallback import FallbackStore
 
-        return FallbackStore(store, refuse=refuse_on_outage)
+        return FallbackStore(
+            store,
+            refuse=refuse_on_outage,
+            journal_max_bytes=journal_max_bytes,
+            tenant_share=journal_tenant_share,
+            shared=shared,
+        )
     return store
 
 

@@ -10,7 +10,7 @@ service passes the limits and the policy in. The pure parts of those writes (`pl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from chatkeep.errors import Conflict, QuotaExceeded, TooLarge
@@ -116,6 +116,20 @@ class Store(ABC):
         creates never overshoot a limit.
         """
 
+    async def create_generated(
+        self,
+        conversation: Conversation,
+        *,
+        max_per_tenant: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Conversation:
+        """`create_conversation` for an id the server generated (unguessable, so nobody else can
+        hold it). Stores answer both alike, except one that cannot check ids for a while: during an
+        outage of its server the FallbackStore accepts these and refuses client-chosen ids."""
+        return await self.create_conversation(
+            conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
+        )
+
     @abstractmethod
     async def get_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
@@ -168,6 +182,13 @@ class Store(ABC):
     ) -> Conversation:
         """Remove the conversation and all its messages; return it as it was. Raises `NotFound` or
         `Expired`."""
+
+    def watch_reseq(  # noqa: B027 - most stores never change a seq they acknowledged
+        self, listener: Callable[[Conversation, list[Message]], Awaitable[None]]
+    ) -> None:
+        """Have `listener(conversation, messages)` called with messages stored at another seq than
+        their acknowledgement said (a provisional one, see `AppendOutcome.provisional`). Only a
+        store that acknowledges writes before its server stores them ever calls it."""
 
     # -- messages ---------------------------------------------------------------------------------
 

@@ -283,6 +283,13 @@ class MemoryStore(Store):
         not), so that appends here continue its seqs. Used by FallbackStore during an outage."""
         self._entries[(conversation.tenant, conversation.id)] = _Entry(conversation)
 
+    def forget(self, tenant: str, conversation_id: str) -> None:
+        """Drop a conversation held with `restore` (or created here) without a trace."""
+        self._entries.pop((tenant, conversation_id), None)
+
+    def now(self) -> int:
+        return self._clock()
+
     # -- messages ---------------------------------------------------------------------------------
 
     async def append_messages(

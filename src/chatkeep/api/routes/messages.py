@@ -67,7 +67,10 @@ async def append_message(
     appended (a retry), which changes nothing."""
     outcome = await _append(services, metrics, principal, conversation_id, [body])
     (result,) = outcome.results
-    return answer(codec.message_json(result.message), 201 if result.created else 200)
+    reply = codec.message_json(result.message)
+    if outcome.provisional:
+        reply["provisional"] = True
+    return answer(reply, 201 if result.created else 200)
 
 
 BATCH_RESPONSES = {
@@ -95,7 +98,10 @@ async def append_batch(
     answered with the stored message (`created` false) and not stored again."""
     outcome = await _append(services, metrics, principal, conversation_id, body.messages)
     results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
-    return answer({"results": results}, 201 if outcome.created_count else 200)
+    reply: dict[str, object] = {"results": results}
+    if outcome.provisional:
+        reply["provisional"] = True
+    return answer(reply, 201 if outcome.created_count else 200)
 
 
 MessageId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Message id.")]
