@@ -122,7 +122,9 @@ class ChatService:
         )
         store = self.stores.for_mode(mode)
         try:
-            if await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
+            # a generated id is unguessable: no other store can hold it (nor need be asked, which
+            # keeps creates working while one of them is unreachable)
+            if spec.id is not None and await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
                 raise Conflict("taken", code="conversation_exists")
             create = store.create_conversation if spec.id is not None else store.create_generated
             created = await create(

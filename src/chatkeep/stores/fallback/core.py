@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from chatkeep.errors import NotFound, StoreUnavailable
-from chatkeep.models import Conversation
+from chatkeep.models import Conversation, Scope
 from chatkeep.stores.base import Store
 from chatkeep.stores.fallback.admission import Admission
 from chatkeep.stores.fallback.journal import Journal, JournalStats
@@ -178,6 +178,7 @@ class FallbackCore(Store):
     async def _write(
         self,
         key: Key,
+        scope: Scope,
         on_primary: Callable[[Store], Awaitable[T]],
         learn: Callable[[T], None],
         on_outage: Callable[[], Awaitable[T]],
@@ -200,7 +201,7 @@ class FallbackCore(Store):
                     self._degrade()
                     raise
                 except NotFound:
-                    self._known.forget(key)
+                    self._known.gone(key, scope)
                     raise
                 finally:
                     self._known.wrote(key)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from chatkeep.models import Conversation, Message
+from chatkeep.models import Conversation, Message, Scope
 
 Key = tuple[str, str]  # (tenant, conversation id)
 
@@ -83,6 +83,13 @@ class Knowledge:
     def forget(self, key: Key) -> None:
         self._known.pop(key, None)
         self.wrote(key)
+
+    def gone(self, key: Key, scope: Scope) -> None:
+        """A write in `scope` answered NotFound: the conversation is gone, unless the scope just
+        does not reach it (another user's attempt tells nothing about it)."""
+        known = self._known.get(key)
+        if known is None or scope.admits(known.conversation.user, known.conversation.workspace):
+            self.forget(key)
 
     def cut_off(self, key: Key) -> None:
         """A write to this conversation was cut off by the outage: Redis may or may not have run

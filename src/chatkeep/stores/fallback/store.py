@@ -64,6 +64,7 @@ class FallbackStore(FallbackCore):
 
         return await self._write(
             (conversation.tenant, conversation.id),
+            ANYONE,
             lambda s: s.create_conversation(
                 conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
             ),
@@ -82,6 +83,7 @@ class FallbackStore(FallbackCore):
         count limits cannot be checked against Redis then and are not applied on replay."""
         return await self._write(
             (conversation.tenant, conversation.id),
+            ANYONE,
             lambda s: s.create_conversation(
                 conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
             ),
@@ -126,6 +128,7 @@ class FallbackStore(FallbackCore):
     ) -> Conversation:
         return await self._write(
             (tenant, conversation_id),
+            scope,
             lambda s: s.update_conversation(
                 tenant, conversation_id, patch, expected_version=expected_version, scope=scope
             ),
@@ -138,6 +141,7 @@ class FallbackStore(FallbackCore):
     ) -> Conversation:
         return await self._write(
             (tenant, conversation_id),
+            scope,
             lambda s: s.touch_conversation(tenant, conversation_id, scope),
             self._learn,
             lambda: self._outage.touch(tenant, conversation_id, scope),
@@ -149,6 +153,7 @@ class FallbackStore(FallbackCore):
         key = (tenant, conversation_id)
         return await self._write(
             key,
+            scope,
             lambda s: s.delete_conversation(tenant, conversation_id, scope),
             lambda _: self._known.forget(key),
             lambda: self._outage.delete(tenant, conversation_id, scope),
@@ -180,6 +185,7 @@ class FallbackStore(FallbackCore):
 
         return await self._write(
             (tenant, conversation_id),
+            scope,
             lambda s: s.append_messages(
                 tenant, conversation_id, messages, max_messages=max_messages, policy=policy, scope=scope
             ),
@@ -200,6 +206,7 @@ class FallbackStore(FallbackCore):
     ) -> Extension:
         return await self._write(
             (tenant, conversation_id),
+            scope,
             lambda s: s.extend_message(
                 tenant, conversation_id, message_id, text, offset=offset, max_bytes=max_bytes, scope=scope
             ),
@@ -220,6 +227,7 @@ class FallbackStore(FallbackCore):
         # Finishing changes neither seq nor version: what is known of the conversation still holds.
         return await self._write(
             (tenant, conversation_id),
+            scope,
             lambda s: s.finish_message(tenant, conversation_id, message_id, status, usage=usage, scope=scope),
             lambda _: None,
             lambda: self._outage.finish(tenant, conversation_id, message_id, status, usage, scope),
