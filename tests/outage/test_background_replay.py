@@ -107,8 +107,8 @@ async def test_replay_runs_in_the_background(tmp_path: Path, redis_server: Redis
             f"background replay: {journaled} journaled writes ({BACKLOG} conversations) replayed in "
             f"{replay_seconds:.2f}s; {n} appends to another conversation meanwhile, {served_during_replay} "
             f"of them while writes were still pending; their latency ms median {statistics.median(ms):.1f}, "
-            f"p95 {ms[int(len(ms) * 0.95) - 1]:.1f}, max {ms[-1]:.1f}; /metrics mid-replay (pending, replayed): "
-            f"{mid_replay[:3]}; {missing} missing, {mismatched} at another seq"
+            f"p95 {ms[int(len(ms) * 0.95) - 1]:.1f}, max {ms[-1]:.1f}; /metrics mid-replay "
+            f"(pending, replayed): {mid_replay[:3]}; {missing} missing, {mismatched} at another seq"
         )
         assert served_during_replay > 0
         assert any(replayed_so_far > 0 for _, replayed_so_far in mid_replay)
