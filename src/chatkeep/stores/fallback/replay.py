@@ -207,10 +207,15 @@ class Replayer:
                 tenant, cid, entry.patch, expected_version=expected, scope=entry.scope
             )
         except VersionMismatch as exc:
-            if lane.moved or exc.current_version != entry.version_after:
+            if not lane.moved and exc.current_version == entry.version_after:
+                # applied by a replay cut off before its answer
+                self._last[lane.key] = await self.primary.get_conversation(tenant, cid, entry.scope)
+            elif entry.expected_version is None:  # If-Match: * applies over whatever is there
+                self._last[lane.key] = await self.primary.update_conversation(
+                    tenant, cid, entry.patch, scope=entry.scope
+                )
+            else:
                 raise
-            # applied by a replay cut off before its answer
-            self._last[lane.key] = await self.primary.get_conversation(tenant, cid, entry.scope)
 
     async def _changed(self, lane: Lane, conversation: Conversation, messages: list[Message]) -> None:
         self.stats.seq_changes += len(messages)
