@@ -124,6 +124,17 @@ async def test_create_refuses_a_live_duplicate_id_but_other_tenants_may_use_it(
     assert await store.get_conversation(tenant, "same-id") == first
 
 
+async def test_create_generated_stores_like_create_and_checks_limits(store: Store, tenant: str) -> None:
+    stored = await store.create_generated(conv(tenant, title="generated"), max_per_user=2)
+    assert (stored.title, stored.version, stored.last_seq) == ("generated", 1, 0)
+    assert await store.get_conversation(tenant, stored.id) == stored
+    await store.create_generated(conv(tenant), max_per_user=2)
+    with pytest.raises(QuotaExceeded):
+        await store.create_generated(conv(tenant), max_per_user=2)
+    with pytest.raises(Conflict):
+        await store.create_generated(conv(tenant, stored.id))
+
+
 async def test_get_of_unknown_or_other_tenants_conversation_is_not_found(store: Store, tenant: str) -> None:
     mine = await store.create_conversation(conv(tenant))
     with pytest.raises(NotFound) as err:

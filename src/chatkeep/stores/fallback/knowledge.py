@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ class Knowledge:
     def __init__(self, remembered: int = REMEMBERED, recent_ids: int = RECENT_IDS) -> None:
         self._known: OrderedDict[Key, Known] = OrderedDict()
         self._uncertain: set[Key] = set()
-        self._epochs: dict[Key, int] = {}
+        # key -> a number from `_clock`, new at each write; bounded (a key dropped reads as 0)
+        self._epochs: OrderedDict[Key, int] = OrderedDict()
+        self._clock = itertools.count(1)
         self._remembered = remembered
         self._recent_ids = recent_ids
 
@@ -68,8 +71,7 @@ class Knowledge:
         while len(known.recent) > self._recent_ids:
             known.recent.popitem(last=False)
         while len(self._known) > self._remembered:
-            dropped, _ = self._known.popitem(last=False)
-            self._epochs.pop(dropped, None)
+            self._known.popitem(last=False)
 
     def learn_read(self, conversation: Conversation, epoch: int, messages: Iterable[Message] = ()) -> None:
         """Learn from a read, unless a write of this instance ended since the read began."""
@@ -78,7 +80,10 @@ class Knowledge:
             self.learn(conversation, messages)
 
     def wrote(self, key: Key) -> None:
-        self._epochs[key] = self._epochs.get(key, 0) + 1
+        self._epochs[key] = next(self._clock)
+        self._epochs.move_to_end(key)
+        if len(self._epochs) > 4 * self._remembered:
+            self._epochs.popitem(last=False)
 
     def forget(self, key: Key) -> None:
         self._known.pop(key, None)
