@@ -35,6 +35,7 @@ from chatkeep.tasks import stop, stopping
 T = TypeVar("T")
 log = logging.getLogger("chatkeep.fallback")
 MIB = 1024 * 1024
+REPLAY_LANES = 4  # conversations replayed at once (each in its own order)
 
 
 class FallbackCore(Store):
@@ -149,15 +150,23 @@ class FallbackCore(Store):
         while not stopping():
             await self._wake.wait()
             self._wake.clear()
-            while not self.degraded and (lane := self._journal.next_lane()) is not None:
-                try:
-                    await self._replayer.step(lane, lambda: self.degraded)
-                except StoreUnavailable:
-                    self._degrade()
-                except Exception:
-                    log.exception("replay into %r failed; retrying", self.primary)
-                    await asyncio.sleep(self._probe_interval)
-                await asyncio.sleep(0)
+            busy: set[Key] = set()
+            await asyncio.gather(*(self._replay_lanes(busy) for _ in range(REPLAY_LANES)))
+
+    async def _replay_lanes(self, busy: set[Key]) -> None:
+        """Replay a batch of the first lane no other worker is on, and again, until none is left."""
+        while not self.degraded and (lane := self._journal.next_lane(busy)) is not None:
+            busy.add(lane.key)
+            try:
+                await self._replayer.step(lane, lambda: self.degraded)
+            except StoreUnavailable:
+                self._degrade()
+            except Exception:
+                log.exception("replay into %r failed; retrying", self.primary)
+                await asyncio.sleep(self._probe_interval)
+            finally:
+                busy.discard(lane.key)
+            await asyncio.sleep(0)
 
     # -- dispatch ---------------------------------------------------------------------------------
 

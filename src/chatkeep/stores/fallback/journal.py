@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 import orjson
@@ -212,8 +213,9 @@ class Journal:
             del self._lanes[lane.key]
             lane.drained.set()
 
-    def next_lane(self) -> Lane | None:
-        """The lane to replay next: one a writer waits for first, then the oldest."""
-        if not self._lanes:
+    def next_lane(self, busy: Set[Key] = frozenset()) -> Lane | None:
+        """The lane to replay next, of those not `busy`: one a writer waits for first, then the oldest."""
+        free = [lane for key, lane in self._lanes.items() if key not in busy]
+        if not free:
             return None
-        return min(self._lanes.values(), key=lambda lane: (lane.waiters == 0, lane.order))
+        return min(free, key=lambda lane: (lane.waiters == 0, lane.order))
