@@ -151,6 +151,9 @@ class Message(BaseModel):
     usage: Usage
     status: MessageStatus
     created_at: datetime
+
+
+class AppendedMessage(Message):
     provisional: bool | None = Field(
         None,
         description="Only in the answer to an append during a Redis outage with several instances: "
@@ -181,7 +184,7 @@ class AppendResult(BaseModel):
 class BatchResult(BaseModel):
     results: list[AppendResult]
     provisional: bool | None = Field(
-        None, description="The seqs may still change (see `Message.provisional`)."
+        None, description="The seqs may still change (see `AppendedMessage.provisional`)."
     )
 
 

@@ -15,6 +15,7 @@ from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
     MAX_SEQ,
+    AppendedMessage,
     BatchResult,
     Delta,
     DeltaCreate,
@@ -49,10 +50,10 @@ async def _append(
 
 @router.post(
     "/messages",
-    response_model=Message,
+    response_model=AppendedMessage,
     status_code=201,
     responses={
-        200: {"model": Message, "description": "This id was already stored: the stored message"},
+        200: {"model": AppendedMessage, "description": "This id was already stored: the stored message"},
         **problems(404, 409, 413),
     },
 )
