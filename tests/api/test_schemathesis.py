@@ -6,6 +6,7 @@ documented, match its schema and content type, and none may be a server error.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.server import ServerProcess
 
 EXAMPLES_PER_OPERATION = 30
 CASES_SENT: Counter[str] = Counter()
-KNOWN_IDS = [f"known-{i}" for i in range(6)]
+KNOWN_IDS = [str(uuid.uuid4()) for _ in range(6)]
 
 
 @pytest.fixture(scope="module")
