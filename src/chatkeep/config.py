@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Time a new WebSocket has to authenticate."
     )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
+    max_token_lifetime_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="Longest lifetime (exp - iat) of a user token that is accepted (a tenant may set its own).",
+    )
+    auth_failure_rate_per_second: float = Field(
+        1.0, ge=0, description="Sustained failed authentications per client address (0: off)."
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Burst of failed authentications per client address."
+    )
 
     @property
     def loopback(self) -> bool:

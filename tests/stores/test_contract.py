@@ -75,6 +75,23 @@ async def test_tenant_create_get_by_id_and_key_list_update(store: Store) -> None
     assert await store.get_tenant_by_key_hash(tenant.api_key_hash) is None
 
 
+async def test_a_rotated_tenant_keeps_its_previous_secret_and_token_lifetime(store: Store) -> None:
+    tenant = Tenant(id=unique("t"), name="R", api_key_hash=unique("h"), token_secret="new", created_at=1)
+    await store.create_tenant(tenant)
+    assert (await store.get_tenant(tenant.id)) == tenant
+    rotated = dataclasses.replace(
+        tenant,
+        token_secret="newer",
+        previous_token_secret="new",
+        previous_secret_expires_at=1_700_000_000_123,
+        settings=TenantSettings(max_token_lifetime_seconds=3_600),
+    )
+    await store.update_tenant(rotated)
+    assert await store.get_tenant(tenant.id) == rotated
+    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) == rotated
+    assert [t for t in await store.list_tenants() if t.id == tenant.id] == [rotated]
+
+
 async def test_tenant_id_is_unique_and_update_needs_existing(store: Store) -> None:
     tenant = Tenant(id=unique("t"), name="A", api_key_hash=unique("h"), token_secret="s", created_at=1)
     await store.create_tenant(tenant)

@@ -50,7 +50,11 @@ class Services:
         )
         router = StoreRouter(durable, ephemeral, open_store("memory://"))
         bus = events or open_bus(settings.events_url)
-        auth = Authenticator(durable)
+        auth = Authenticator(
+            durable,
+            max_token_lifetime_seconds=settings.max_token_lifetime_seconds,
+            dev_mode=settings.dev_enabled,
+        )
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
         return cls(

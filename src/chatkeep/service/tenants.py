@@ -8,11 +8,19 @@ from dataclasses import dataclass, replace
 
 from chatkeep.errors import Conflict, InvalidInput, NotFound
 from chatkeep.models import Tenant, TenantSettings, now_ms
-from chatkeep.service.auth import Authenticator, hash_key, issue_token, new_api_key, new_token_secret
+from chatkeep.service.auth import (
+    DEMO_TENANT,
+    Authenticator,
+    hash_key,
+    issue_token,
+    new_api_key,
+    new_token_secret,
+)
 from chatkeep.service.validation import check_id, check_text
 from chatkeep.stores.base import Store
 
-DEMO_TENANT = "demo"
+DEFAULT_SECRET_OVERLAP_SECONDS = 86_400
+__all__ = ["DEMO_TENANT", "NewTenant", "TenantService", "slug"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +75,34 @@ class TenantService:
         await self._store.update_tenant(rotated)
         self._auth.forget()
         return NewTenant(rotated, api_key)
+
+    async def rotate_secret(
+        self, tenant_id: str, overlap_seconds: int = DEFAULT_SECRET_OVERLAP_SECONDS
+    ) -> Tenant:
+        """Give the tenant a new token secret. Tokens signed with the old one keep working for
+        `overlap_seconds` (0: they stop now), so the tenant's backend can switch without logging
+        anyone out; the secret before that is forgotten."""
+        if overlap_seconds < 0:
+            raise InvalidInput("the overlap is a number of seconds >= 0", code="invalid_input")
+        tenant = await self.get(tenant_id)
+        rotated = replace(
+            tenant,
+            token_secret=new_token_secret(),
+            previous_token_secret=tenant.token_secret if overlap_seconds else None,
+            previous_secret_expires_at=now_ms() + overlap_seconds * 1000 if overlap_seconds else None,
+        )
+        await self._store.update_tenant(rotated)
+        self._auth.forget()
+        return rotated
+
+    async def set_token_lifetime(self, tenant_id: str, seconds: int | None) -> Tenant:
+        """Set the longest lifetime of the tenant's user tokens (None: the server's setting)."""
+        if seconds is not None and seconds < 60:
+            raise InvalidInput("a token lifetime is at least 60 seconds", code="invalid_input")
+        tenant = await self.get(tenant_id)
+        return await self.update_settings(
+            tenant, replace(tenant.settings, max_token_lifetime_seconds=seconds)
+        )
 
     async def update_settings(self, tenant: Tenant, settings: TenantSettings) -> Tenant:
         updated = replace(tenant, settings=settings)

@@ -793,6 +793,8 @@ def _tenant_json(t: Tenant) -> str:
             "token_secret": t.token_secret,
             "created_at": t.created_at,
             "settings": t.settings.to_json(),
+            "previous_token_secret": t.previous_token_secret,
+            "previous_secret_expires_at": t.previous_secret_expires_at,
         }
     ).decode()
 
@@ -806,4 +808,6 @@ def _tenant(raw: str) -> Tenant:
         token_secret=d["token_secret"],
         created_at=d["created_at"],
         settings=TenantSettings.from_json(d["settings"]),
+        previous_token_secret=d.get("previous_token_secret"),
+        previous_secret_expires_at=d.get("previous_secret_expires_at"),
     )
