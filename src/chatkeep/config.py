@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     max_token_lifetime_seconds: int = Field(
         7 * 86_400,
         ge=60,
-        description="Longest lifetime (exp - iat) of a user token that is accepted (a tenant may set its own).",
+        description="Longest accepted lifetime (exp - iat) of a user token (a tenant may set its own).",
     )
     auth_failure_rate_per_second: float = Field(
         1.0, ge=0, description="Sustained failed authentications per client address (0: off)."
