@@ -11,9 +11,14 @@ class ChatkeepError(Exception):
 
     code = "error"
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, public: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        # What a client may be told when `detail` is for the log only (server errors: it may name
+        # a store's host or a driver); None means the generic message of the status.
+        self.public = public
         if code is not None:
             self.code = code
         self.extra = extra

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatkeep.config import Settings
+from chatkeep.errors import Unauthenticated
 from chatkeep.events import EventBus, open_bus
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
@@ -33,6 +34,7 @@ class Services:
     sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
+    auth_failures: RateLimiter
 
     @classmethod
     def from_settings(
@@ -69,6 +71,7 @@ class Services:
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
+            auth_failures=RateLimiter(settings.auth_failure_rate_per_second, settings.auth_failure_burst),
         )
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -97,6 +100,19 @@ class Services:
                 await store.migrate()
             finally:
                 await store.close()
+
+    async def authenticate(self, credential: str | None, address: str | None) -> Principal:
+        """The caller behind `credential`. Failed attempts (a credential that does not verify) are
+        charged to the client address, and an address past its allowance is refused with
+        `RateLimited` before its credential is even looked at: guessing costs the guesser."""
+        where = address or "unknown"
+        self.auth_failures.guard(where)
+        try:
+            return await self.auth.authenticate(credential)
+        except Unauthenticated as exc:
+            if exc.code != "unauthenticated":  # a credential was sent and did not verify
+                self.auth_failures.charge(where)
+            raise
 
     def check_rate(self, principal: Principal) -> None:
         """Raise `RateLimited` when this caller has used up its request allowance."""
