@@ -575,7 +575,9 @@ class RedisStore(Store):
             if swapped is not None:
                 await self._note_stream(tenant, conversation_id, message_id, now)
                 return Extension(swapped, grown, at, suffix)
-        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+        raise StoreUnavailable(
+            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
+        )
 
     async def finish_message(
         self,
@@ -599,7 +601,9 @@ class RedisStore(Store):
             ):
                 await self._note_stream(tenant, conversation_id, message_id, None)
                 return after
-        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+        raise StoreUnavailable(
+            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
+        )
 
     async def interrupt_stale_streams(
         self, *, idle_ms: int, limit: int = 500
