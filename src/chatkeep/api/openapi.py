@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from chatkeep.api.problems import PROBLEM_MEDIA_TYPE
+from chatkeep.api.schemas import TEXT_PATTERN
 from chatkeep.service.ids import RANDOM_ID_PATTERN
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
     """Every adjustment, in order."""
-    for adjust in (_problem_media_type, _document_required_if_match, _document_random_ids):
+    for adjust in (_problem_media_type, _document_required_if_match, _document_random_ids, _document_json):
         schema = adjust(schema)
     return schema
 
@@ -59,4 +60,35 @@ def _document_random_ids(schema: dict[str, Any]) -> dict[str, Any]:
                 "tenant API key may choose any id of letters, digits and _ . @ + - (1-128 characters).",
             }
         )
+    return schema
+
+
+JSON_VALUE = "#/components/schemas/JSONValue"
+TEXT = {"type": "string", "pattern": TEXT_PATTERN}
+JSON_OBJECT = {"type": "object", "additionalProperties": {"$ref": JSON_VALUE}, "propertyNames": TEXT}
+JSON_ARRAY = {"type": "array", "items": {"$ref": JSON_VALUE}}
+
+
+def _document_json(schema: dict[str, Any]) -> dict[str, Any]:
+    """Free-form JSON (a message's `parts` and `metadata`) is stored as is, within what every store
+    keeps: strings and keys without NUL, integers within 64 bits, finite numbers (see
+    service/validation.py, which also bounds the depth)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["JSONValue"] = {
+        "description": "Any JSON value: strings and keys without NUL, integers within 64 bits.",
+        "anyOf": [
+            TEXT,
+            {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+            JSON_ARRAY,
+            JSON_OBJECT,
+        ],
+    }
+    message = components.get("MessageCreate", {}).get("properties", {})
+    for name, shape in (("parts", JSON_ARRAY), ("metadata", JSON_OBJECT)):
+        if name in message:
+            described = {k: v for k, v in message[name].items() if k in ("title", "description", "default")}
+            message[name] = {**described, "anyOf": [dict(shape), {"type": "null"}]}
     return schema

@@ -105,13 +105,14 @@ class Services:
         """The caller behind `credential`. Failed attempts (a credential that does not verify) are
         charged to the client address, and an address past its allowance is refused with
         `RateLimited` before its credential is even looked at: guessing costs the guesser."""
+        if not credential:  # nothing to check, nothing read: a plain 401
+            return await self.auth.authenticate(credential)
         where = address or "unknown"
         self.auth_failures.guard(where)
         try:
             return await self.auth.authenticate(credential)
-        except Unauthenticated as exc:
-            if exc.code != "unauthenticated":  # a credential was sent and did not verify
-                self.auth_failures.charge(where)
+        except Unauthenticated:
+            self.auth_failures.charge(where)
             raise
 
     def check_rate(self, principal: Principal) -> None:

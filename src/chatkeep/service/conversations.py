@@ -41,7 +41,7 @@ from chatkeep.service.validation import (
     check_tags,
     check_text,
 )
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Store, local_only
 
 DEFAULT_PAGE = 50
 
@@ -219,7 +219,7 @@ class ChatService:
             if filters.text
             else None,
             limit=self._page_size(limit),
-            after=decode_cursor(cursor) if cursor else None,
+            after=decode_cursor(cursor) if cursor is not None else None,
         )
         return await self.stores.list(query)
 
@@ -355,6 +355,8 @@ class ChatService:
                 raise InvalidInput(f"'{name}' must be a seq >= 0", code="invalid_query")
         size = self._page_size(limit)
         conversation = await self.get_conversation(p, conversation_id)
+        if conversation.mode is Mode.LOCAL:  # its messages live in the browser: none to page
+            raise local_only(conversation.id)
         store = self.stores.for_mode(conversation.mode)
         return await store.read_messages(conversation, before=before, after=after, limit=size)
 

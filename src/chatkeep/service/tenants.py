@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from chatkeep.errors import Conflict, InvalidInput, NotFound
@@ -103,6 +104,21 @@ class TenantService:
         return await self.update_settings(
             tenant, replace(tenant.settings, max_token_lifetime_seconds=seconds)
         )
+
+    async def merge_settings(self, tenant: Tenant, changes: Mapping[str, object]) -> Tenant:
+        """Change the named persistence settings and keep the others. Nothing named is refused
+        (`InvalidInput`, code `empty_patch`): an empty change is a mistake, not a reset."""
+        known = {"default_mode", "ephemeral_ttl_seconds", "pinned_never_expire"}
+        if not changes:
+            raise InvalidInput("the body changes nothing: send at least one setting", code="empty_patch")
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidInput(f"unknown setting(s): {', '.join(sorted(unknown))}", code="invalid_input")
+        if "default_mode" in changes and changes["default_mode"] is None:
+            raise InvalidInput("'default_mode' cannot be null", code="invalid_input")
+        current = await self.get(tenant.id)  # not a cached copy: keep what others changed meanwhile
+        merged = replace(current.settings, **changes)  # type: ignore[arg-type]
+        return await self.update_settings(current, merged)
 
     async def update_settings(self, tenant: Tenant, settings: TenantSettings) -> Tenant:
         updated = replace(tenant, settings=settings)
