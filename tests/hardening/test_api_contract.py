@@ -142,3 +142,26 @@ async def test_cursors_the_api_issues_page_through_everything(api: Api) -> None:
     assert sorted(seen) == sorted(ids)
     empty = await api.client.get("/v1/conversations", params={"cursor": ""}, headers=headers)
     assert (empty.status_code, empty.json()["code"]) == (422, "invalid_cursor")
+
+
+async def test_a_message_id_sent_again_with_other_content_is_409_with_the_stored_message(api: Api) -> None:
+    headers = await api.user()
+    c = await api.conversation(headers)
+    url = f"/v1/conversations/{c['id']}/messages"
+    body = {"id": "m-1", "role": "user", "content": "hello", "metadata": {"lang": "en"}}
+    created = await api.client.post(url, json=body, headers=headers)
+    assert created.status_code == 201
+    stored = created.json()
+    assert (await api.client.post(url, json=body, headers=headers)).json() == stored
+    for change in ({"content": "bye"}, {"role": "assistant"}, {"metadata": None}, {"parts": [1]}):
+        response = await api.client.post(url, json={**body, **change}, headers=headers)
+        assert response.status_code == 409, change
+        problem = response.json()
+        assert problem["code"] == "message_id_conflict" and problem["message"] == stored
+        batch = {"messages": [{"id": "m-2", "role": "user", "content": "new"}, {**body, **change}]}
+        refused = await api.client.post(f"{url}:batch", json=batch, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (409, "message_id_conflict")
+    page = (await api.client.get(url, headers=headers)).json()
+    assert [m["id"] for m in page["messages"]] == ["m-1"]  # the refused batches stored nothing
+    replay = await api.client.post(url, json=body, headers=headers)
+    assert (replay.status_code, replay.json()) == (200, stored)

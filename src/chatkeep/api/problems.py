@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from chatkeep import codec
 from chatkeep.errors import (
     ChatkeepError,
     ConfigError,
@@ -33,6 +34,7 @@ from chatkeep.errors import (
     UnsupportedMediaType,
     VersionMismatch,
 )
+from chatkeep.models import Message
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("chatkeep.api")
@@ -105,7 +107,10 @@ def problem_for(exc: ChatkeepError) -> JSONResponse:
         headers["ETag"] = etag(exc.current_version)
     elif isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="chatkeep"'
-    extra = {k: v for k, v in exc.extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    extra: dict[str, Any] = {
+        k: v for k, v in exc.extra.items() if isinstance(v, (str, int, float, bool)) or v is None
+    }
+    extra.update({k: codec.message_json(v) for k, v in exc.extra.items() if isinstance(v, Message)})
     return problem(status, exc.code, public_detail(exc), headers=headers, **extra)
 
 
