@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         LimitPolicy.REJECT, description="At the message limit: `reject` new messages or `trim` the oldest."
     )
     max_batch_messages: int = Field(100, ge=1, description="Messages in one batch append.")
+    memory_max_bytes: int | None = Field(
+        256 * MIB,
+        ge=1,
+        description="Bytes this process may hold for `none` conversations and in-memory `ephemeral` ones "
+        "(no Redis), all tenants together; past it writes answer 507 storage_full.",
+    )
+    memory_max_tenant_bytes: int | None = Field(
+        32 * MIB, ge=1, description="The same budget, for one tenant."
+    )
     max_page_size: int = Field(200, ge=1, description="Largest page of messages or conversations.")
     user_rate_per_second: float = Field(20.0, ge=0, description="Sustained requests per user token (0: off).")
     user_rate_burst: int = Field(100, ge=1, description="Burst allowance per user token.")

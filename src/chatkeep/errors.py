@@ -86,6 +86,12 @@ class QuotaExceeded(ChatkeepError):
     code = "quota_exceeded"
 
 
+class StorageFull(ChatkeepError):
+    """A byte budget of data held in memory is used up: the write is refused and changes nothing."""
+
+    code = "storage_full"
+
+
 class RateLimited(ChatkeepError):
     code = "rate_limited"
 

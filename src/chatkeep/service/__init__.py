@@ -18,7 +18,7 @@ from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
-from chatkeep.stores import Store, open_ephemeral, open_store
+from chatkeep.stores import ByteBudget, Store, open_ephemeral, open_store
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Services:
     user_rate: RateLimiter
     key_rate: RateLimiter
     auth_failures: RateLimiter
+    memory: ByteBudget
 
     @classmethod
     def from_settings(
@@ -46,11 +47,13 @@ class Services:
         events: EventBus | None = None,
     ) -> Services:
         """Construct everything (no I/O). Ready-made stores or buses may be injected."""
+        # One budget bounds every store that holds data in this process's memory.
+        memory = ByteBudget(settings.memory_max_bytes, settings.memory_max_tenant_bytes)
         durable = durable or open_store(settings.durable_url)
         ephemeral = ephemeral or open_ephemeral(
-            settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse"
+            settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse", budget=memory
         )
-        router = StoreRouter(durable, ephemeral, open_store("memory://"))
+        router = StoreRouter(durable, ephemeral, open_store("memory://", budget=memory))
         bus = events or open_bus(settings.events_url)
         auth = Authenticator(
             durable,
@@ -72,6 +75,7 @@ class Services:
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
             auth_failures=RateLimiter(settings.auth_failure_rate_per_second, settings.auth_failure_burst),
+            memory=memory,
         )
 
     async def start(self, *, migrate: bool = True) -> None:

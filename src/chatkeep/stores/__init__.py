@@ -9,6 +9,7 @@ from typing import Any
 
 from chatkeep.errors import ConfigError
 from chatkeep.stores.base import Store
+from chatkeep.stores.budget import ByteBudget
 from chatkeep.stores.url import StoreURL
 
 # scheme -> (class path, driver module, extra that installs the driver)
@@ -44,11 +45,14 @@ def open_store(url: str | StoreURL, **kwargs: Any) -> Store:
     return store
 
 
-def open_ephemeral(url: str | None, *, refuse_on_outage: bool = False) -> Store:
-    """The store for ephemeral conversations: memory when no URL is given; a Redis store behind a
-    FallbackStore (so an outage loses no acknowledged write, or refuses writes) for redis URLs."""
+def open_ephemeral(
+    url: str | None, *, refuse_on_outage: bool = False, budget: ByteBudget | None = None
+) -> Store:
+    """The store for ephemeral conversations: memory when no URL is given (bounded by `budget`); a
+    Redis store behind a FallbackStore (so an outage loses no acknowledged write, or refuses writes)
+    for redis URLs."""
     if not url:
-        return open_store("memory://")
+        return open_store("memory://", budget=budget)
     store = open_store(url)
     if StoreURL.parse(url).scheme.startswith("redis"):
         from chatkeep.stores.fallback import FallbackStore
@@ -57,4 +61,4 @@ def open_ephemeral(url: str | None, *, refuse_on_outage: bool = False) -> Store:
     return store
 
 
-__all__ = ["BACKENDS", "Store", "StoreURL", "open_ephemeral", "open_store"]
+__all__ = ["BACKENDS", "ByteBudget", "Store", "StoreURL", "open_ephemeral", "open_store"]
