@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         LimitPolicy.REJECT, description="At the message limit: `reject` new messages or `trim` the oldest."
     )
     max_batch_messages: int = Field(100, ge=1, description="Messages in one batch append.")
+    memory_max_bytes: int | None = Field(
+        256 * MIB,
+        ge=1,
+        description="Bytes this process may hold for `none` conversations and in-memory `ephemeral` ones "
+        "(no Redis), all tenants together; past it writes answer 507 storage_full.",
+    )
+    memory_max_tenant_bytes: int | None = Field(
+        32 * MIB, ge=1, description="The same budget, for one tenant."
+    )
     max_page_size: int = Field(200, ge=1, description="Largest page of messages or conversations.")
     user_rate_per_second: float = Field(20.0, ge=0, description="Sustained requests per user token (0: off).")
     user_rate_burst: int = Field(100, ge=1, description="Burst allowance per user token.")
@@ -101,6 +110,17 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Time a new WebSocket has to authenticate."
     )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
+    max_token_lifetime_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="Longest accepted lifetime (exp - iat) of a user token (a tenant may set its own).",
+    )
+    auth_failure_rate_per_second: float = Field(
+        1.0, ge=0, description="Sustained failed authentications per client address (0: off)."
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Burst of failed authentications per client address."
+    )
 
     @property
     def loopback(self) -> bool:

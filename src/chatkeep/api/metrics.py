@@ -73,6 +73,14 @@ class Metrics:
             ["store"],
             registry=r,
         )
+        self.memory_held = Gauge(
+            "chatkeep_memory_bytes_held",
+            "Bytes held in this process for `none` and in-memory `ephemeral` conversations",
+            registry=r,
+        )
+        self.memory_budget = Gauge(
+            "chatkeep_memory_bytes_budget", "The process's budget for those bytes (0: unbounded)", registry=r
+        )
         self.fallback_pending = Gauge(
             "chatkeep_fallback_pending_writes",
             "Writes held in memory until the store's server is back",

@@ -207,8 +207,10 @@ class Store(ABC):
 
         Each new message gets the next `seq` (strictly increasing, no gap, no repeat, even under
         concurrent appenders) and `created_at` now. A message whose id the conversation already holds
-        (or that appears earlier in the same batch) is not stored again: its result is the stored
-        message unchanged, with `created` False. Appending never rewrites the conversation's history.
+        (or that appears earlier in the same batch) is not stored again: if it is the same message
+        (see `same_message`) its result is the stored message unchanged, with `created` False;
+        otherwise the whole append raises `Conflict` (code `message_id_conflict`, the stored message
+        in `extra["message"]`) and stores nothing. Appending never rewrites the conversation's history.
         Raises `NotFound`, `Expired`, or `QuotaExceeded` (code `message_limit`) when the policy is
         `reject` and the new messages would exceed `max_messages`; with `trim` the oldest messages are
         dropped instead and their seqs are never reused. A conversation of mode `local` keeps no
@@ -314,6 +316,44 @@ def local_only(conversation_id: str) -> Conflict:
     )
 
 
+def same_message(stored: Message | NewMessage, new: NewMessage) -> bool:
+    """Whether appending `new` under an id that holds `stored` is a retry of the same message: same
+    role, content, parts and metadata. A streaming reply grows after it is opened, so a retried
+    opening matches when the stored content starts with it. A trimmed message is no longer known
+    (only its id and seq are), so any retry of it matches."""
+    if stored.status is MessageStatus.TRIMMED:
+        return True
+    if (stored.role, stored.parts, stored.metadata) != (new.role, new.parts, new.metadata):
+        return False
+    if new.status is MessageStatus.STREAMING:
+        return stored.content.startswith(new.content)
+    return stored.content == new.content
+
+
+def check_replay(stored: Message, new: NewMessage) -> Message:
+    """`stored`, when `new` is a retry of it; `Conflict` (code `message_id_conflict`) otherwise."""
+    if not same_message(stored, new):
+        raise Conflict(
+            f"message id {new.id!r} is already stored with other content; a retry must send the same "
+            "message, and a new message needs a new id",
+            code="message_id_conflict",
+            message=stored,
+        )
+    return stored
+
+
+def check_batch(messages: Sequence[NewMessage]) -> None:
+    """Refuse a batch that names one id twice with different messages (`message_id_conflict`)."""
+    first: dict[str, NewMessage] = {}
+    for new in messages:
+        earlier = first.setdefault(new.id, new)
+        if earlier is not new and not same_message(earlier, new):
+            raise Conflict(
+                f"message id {new.id!r} appears twice in this batch with different content",
+                code="message_id_conflict",
+            )
+
+
 def check_appendable(conversation: Conversation) -> None:
     if conversation.mode is Mode.LOCAL:
         raise local_only(conversation.id)
@@ -334,6 +374,7 @@ def plan_append(
     messages (trimmed ones included).
     """
     check_appendable(conversation)
+    check_batch(messages)
     seen: dict[str, Message] = dict(existing)
     results: list[AppendResult] = []
     inserts: list[Message] = []
@@ -342,7 +383,7 @@ def plan_append(
     for new in messages:
         prior = seen.get(new.id)
         if prior is not None:
-            results.append(AppendResult(prior, created=False))
+            results.append(AppendResult(check_replay(prior, new), created=False))
             continue
         seq += 1
         message = Message(

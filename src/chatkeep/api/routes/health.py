@@ -44,6 +44,8 @@ async def readyz(services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
 async def prometheus(services: ServicesDep, metrics: MetricsDep) -> Response:
     """Prometheus metrics: requests, latencies, appends, store health and degraded mode."""
     await store_states(services, metrics)
+    metrics.memory_held.set(services.memory.held)
+    metrics.memory_budget.set(services.memory.max_bytes or 0)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

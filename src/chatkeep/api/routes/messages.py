@@ -150,7 +150,7 @@ async def finish_stream(
     return answer(codec.message_json(message))
 
 
-@router.get("/messages", response_model=MessageList, responses=problems(404))
+@router.get("/messages", response_model=MessageList, responses=problems(404, 409))
 async def list_messages(
     conversation_id: ConversationId,
     principal: PrincipalDep,
