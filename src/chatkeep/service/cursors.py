@@ -7,7 +7,7 @@ import binascii
 import json
 
 from chatkeep.errors import InvalidInput
-from chatkeep.models import ID_RE, ConversationCursor
+from chatkeep.models import ConversationCursor, is_id
 
 
 def encode_cursor(cursor: ConversationCursor | None) -> str | None:
@@ -34,7 +34,7 @@ def decode_cursor(token: str) -> ConversationCursor:
         or not isinstance(last_activity_at, int)
         or isinstance(last_activity_at, bool)
         or not isinstance(conversation_id, str)
-        or not ID_RE.match(conversation_id)
+        or not is_id(conversation_id)
         or not 0 <= last_activity_at < 2**62
     ):
         raise bad
