@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a new WebSocket has to authenticate."
     )
+    ws_max_pending_deltas: int = Field(
+        16,
+        ge=1,
+        description="`stream.delta` frames of one WebSocket being stored at once; the socket is not read "
+        "further until one is done.",
+    )
+    ws_max_sockets_per_user: int = Field(
+        20, ge=0, description="Open WebSockets per user token, per instance (0: no cap)."
+    )
+    ws_max_sockets_per_key: int = Field(
+        1_000, ge=0, description="Open WebSockets per tenant API key, per instance (0: no cap)."
+    )
+    ws_max_subscriptions: int = Field(
+        200, ge=0, description="Conversations and workspaces one WebSocket may follow (0: no cap)."
+    )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
 
     @property
