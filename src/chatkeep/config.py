@@ -54,6 +54,21 @@ class Settings(BaseSettings):
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
     )
     log_level: str = Field("info", description="Log level of the server.")
+    request_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request must arrive whole (line, headers, body) within this long of its first "
+        "byte, or the server answers 408 and closes the connection (slowloris).",
+    )
+    keep_alive_timeout_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+    max_connections: int = Field(
+        20_000,
+        ge=0,
+        description="Open connections (WebSockets included) past which new HTTP requests answer 503 "
+        "(0: no limit).",
+    )
 
     # limits
     max_body_bytes: int = Field(1 * MIB, ge=1 * KIB, description="Largest request body.")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 # One rule for every identifier a client can choose or a token can carry (tenant, workspace, user,
 # conversation and message ids): letters, digits and `_ . @ + -`, starting with a letter, digit or `_`,
@@ -20,7 +20,7 @@ ID_PATTERN = rf"^{_ID_BODY}$"
 _ID_RE = re.compile(_ID_BODY)
 
 
-def is_id(value: object) -> bool:
+def is_id(value: object) -> TypeGuard[str]:
     """Whether `value` is a valid identifier, whole. The one check of ids and id claims: a full
     match, since `$` under `re.match` also accepts a trailing newline (`"alice\\n"`)."""
     return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
