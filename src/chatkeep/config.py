@@ -65,6 +65,21 @@ class Settings(BaseSettings):
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
     )
     log_level: str = Field("info", description="Log level of the server.")
+    request_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request must arrive whole (line, headers, body) within this long of its first "
+        "byte, or the server answers 408 and closes the connection (slowloris).",
+    )
+    keep_alive_timeout_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+    max_connections: int = Field(
+        20_000,
+        ge=0,
+        description="Open connections (WebSockets included) past which new HTTP requests answer 503 "
+        "(0: no limit).",
+    )
 
     # limits
     max_body_bytes: int = Field(1 * MIB, ge=1 * KIB, description="Largest request body.")
@@ -108,6 +123,21 @@ class Settings(BaseSettings):
     )
     ws_auth_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a new WebSocket has to authenticate."
+    )
+    ws_max_pending_deltas: int = Field(
+        16,
+        ge=1,
+        description="`stream.delta` frames of one WebSocket being stored at once; the socket is not read "
+        "further until one is done.",
+    )
+    ws_max_sockets_per_user: int = Field(
+        20, ge=0, description="Open WebSockets per user token, per instance (0: no cap)."
+    )
+    ws_max_sockets_per_key: int = Field(
+        1_000, ge=0, description="Open WebSockets per tenant API key, per instance (0: no cap)."
+    )
+    ws_max_subscriptions: int = Field(
+        200, ge=0, description="Conversations and workspaces one WebSocket may follow (0: no cap)."
     )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
     max_token_lifetime_seconds: int = Field(

@@ -7,15 +7,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 # One rule for every identifier a client can choose or a token can carry (tenant, workspace, user,
 # conversation and message ids): letters, digits and `_ . @ + -`, starting with a letter, digit or `_`,
 # at most 128 characters. No `/`, `:`, braces, spaces or control characters, so an id is safe in a
 # URL path, a SQL key, a Redis key with a hash tag and a log line.
 ID_MAX_LENGTH = 128
-ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.@+\-]{0,127}$"
-ID_RE = re.compile(ID_PATTERN)
+_ID_BODY = r"[A-Za-z0-9_][A-Za-z0-9_.@+\-]{0,127}"
+# For OpenAPI and pydantic, whose regex engine reads `$` as the end of the text.
+ID_PATTERN = rf"^{_ID_BODY}$"
+_ID_RE = re.compile(_ID_BODY)
+
+
+def is_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a valid identifier, whole. The one check of ids and id claims: a full
+    match, since `$` under `re.match` also accepts a trailing newline (`"alice\\n"`)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
 
 JSONValue = Any
 JSONObject = dict[str, Any]

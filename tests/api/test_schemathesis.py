@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chatkeep.api.app import create_app
 from chatkeep.config import Settings
-from chatkeep.models import ID_RE
+from chatkeep.models import is_id
 from tests.conftest import report
 from tests.server import ServerProcess
 
@@ -60,7 +60,7 @@ def known_conversations(context: Any, path_parameters: dict[str, Any]) -> st.Sea
     """Half of the cases address conversations that exist, so the deep paths are fuzzed too. An id
     generated to break the schema is left alone, so negative cases stay negative."""
     generated = path_parameters.get("conversation_id") if path_parameters else None
-    if not isinstance(generated, str) or not ID_RE.match(generated):
+    if not is_id(generated):
         return st.just(path_parameters)
     return st.one_of(
         st.just(path_parameters),

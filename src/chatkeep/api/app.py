@@ -11,10 +11,10 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from chatkeep import __version__
-from chatkeep.api import problems, ws
+from chatkeep.api import docs, problems, ws
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
-from chatkeep.api.middleware import BodyLimit, RequestMetrics
+from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
 from chatkeep.api.openapi import document
 from chatkeep.api.routes import conversations, dev, health, messages, sessions
 from chatkeep.api.routes import settings as settings_routes
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api/docs.py, with its assets
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
     )
@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     problems.install(app)
     for module in (conversations, messages, sessions, settings_routes, dev, health):
         app.include_router(module.router)
+    docs.install(app, "/openapi.json")
+    app.add_middleware(StrictJson)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
 

@@ -14,7 +14,7 @@ from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
-from chatkeep.service.realtime import Hub
+from chatkeep.service.realtime import Hub, SocketQuotas
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
@@ -76,7 +76,16 @@ class Services:
             tenants=TenantService(durable, auth),
             chat=chat,
             streams=StreamService(chat),
-            hub=Hub(bus, chat, page_size=settings.max_page_size),
+            hub=Hub(
+                bus,
+                chat,
+                page_size=settings.max_page_size,
+                quotas=SocketQuotas(
+                    per_user=settings.ws_max_sockets_per_user,
+                    per_key=settings.ws_max_sockets_per_key,
+                    subscriptions=settings.ws_max_subscriptions,
+                ),
+            ),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),

@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 
 from chatkeep.errors import Forbidden, Unauthenticated
-from chatkeep.models import ID_RE, Conversation, Scope, Tenant
+from chatkeep.models import Conversation, Scope, Tenant, is_id
 from chatkeep.stores.base import Store
 
 API_KEY_PREFIX = "ck_"
@@ -186,7 +186,7 @@ class Authenticator:
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not a valid JWT", code="invalid_token") from None
         tenant_id = unverified.get("tenant") if isinstance(unverified, dict) else None
-        if not isinstance(tenant_id, str) or not ID_RE.match(tenant_id):
+        if not isinstance(tenant_id, str) or not is_id(tenant_id):
             raise Unauthenticated("the token has no valid 'tenant' claim", code="invalid_token")
         tenant = await self.tenant(tenant_id)
         if tenant is None:
@@ -198,7 +198,7 @@ class Authenticator:
         claims = _verified(token, tenant)
         self._check_lifetime(claims, tenant)
         user = claims["sub"]
-        if not isinstance(user, str) or not ID_RE.match(user):
+        if not isinstance(user, str) or not is_id(user):
             raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
         principal = Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
         return principal, int(claims["exp"])
@@ -259,6 +259,6 @@ def _workspaces(claim: object) -> frozenset[str] | None:
         )
     if ALL_WORKSPACES in claim:
         return None
-    if not all(ID_RE.match(w) for w in claim):
+    if not all(is_id(w) for w in claim):
         raise Unauthenticated("the token's 'workspaces' claim holds an invalid id", code="invalid_token")
     return frozenset(claim)

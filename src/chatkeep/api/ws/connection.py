@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -55,7 +56,8 @@ class Connection:
         "principal",
         "outlet",
         "subscriptions",
-        "deltas",
+        "_deltas",
+        "_room",
         "_scope",
         "_receive",
         "_send",
@@ -76,7 +78,8 @@ class Connection:
         self.outlet = Outlet(scope, send, self.settings.ws_send_queue, self.lagging)
         # conversation id -> the id of the subscribe frame whose backlog is being sent
         self.subscriptions: dict[str, str | None] = {}
-        self.deltas: set[asyncio.Task[None]] | None = None
+        self._deltas = 0  # stream.delta frames taken and not yet stored
+        self._room: asyncio.Event | None = None  # set when one of them is done
         self._ending: Close | None = None
         self._deadline: asyncio.Timeout | None = None
 
@@ -90,13 +93,13 @@ class Connection:
             await self._send({"type": "websocket.accept"})
             self._open = True
             self._scope["headers"] = []  # not needed once the socket is open (cookies make them large)
-            self.principal = await self._authenticate()
-            p = self.principal
+            self.principal = p = await self._authenticate()
+            self.services.check_rate(p)  # a connect costs a request (4429 past the rate)
+            await hub.attach(self)  # 4409 past the sockets this caller may hold
+            attached = True
             self.send_json(
                 {"type": "ready", "tenant": p.tenant.id, "user": p.user, "workspaces": _workspaces(p)}
             )
-            await hub.attach(self)
-            attached = True
             await self._serve_frames()
         except Close as close:
             await self._close(close)
@@ -110,8 +113,6 @@ class Connection:
         finally:
             if attached:
                 hub.detach(self)
-            for task in self.deltas or ():
-                task.cancel()
             self.outlet.stop()
 
     # -- the Follower side ------------------------------------------------------------------------
@@ -145,14 +146,34 @@ class Connection:
             self._ending = Close(code, reason)
             if self._deadline is not None:
                 self._deadline.reschedule(asyncio.get_running_loop().time())
+            if self._room is not None:
+                self._room.set()
 
-    def spawn(self, work: Any) -> None:
-        """Run a command's work as a task of this connection (cancelled when it ends)."""
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        if self.deltas is None:
-            self.deltas = set()
-        self.deltas.add(task)
-        task.add_done_callback(self.deltas.discard)
+    # -- deltas in flight -------------------------------------------------------------------------
+
+    async def delta_room(self) -> None:
+        """Return when fewer than CHATKEEP_WS_MAX_PENDING_DELTAS deltas of this socket are being
+        stored. Meanwhile the socket is not read: a client sending faster than its deltas are stored
+        waits, and costs the server a bounded amount of work."""
+        while self._deltas >= self.settings.ws_max_pending_deltas:
+            if self._ending is not None:
+                raise self._ending
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def delta_taken(self, stored: asyncio.Future[Any], done: Callable[[asyncio.Future[Any]], None]) -> None:
+        """Count a delta in flight until `stored` is done; `done` then answers it."""
+        self._deltas += 1
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            self._deltas -= 1
+            if self._room is not None:
+                self._room.set()
+                self._room = None
+            done(future)
+
+        stored.add_done_callback(finished)
 
     # -- receiving --------------------------------------------------------------------------------
 
