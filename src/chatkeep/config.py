@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         None,
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
     )
+    demo_assistant: Literal["echo", "off"] | None = Field(
+        None,
+        description="The demo tenant's built-in assistant: `echo` answers each user message with a "
+        "streamed echo. Default: on in dev mode only.",
+    )
+    demo_assistant_seconds: float = Field(
+        2.0, gt=0, le=600, description="How long the echo assistant takes to stream a reply."
+    )
     log_level: str = Field("info", description="Log level of the server.")
     request_read_timeout_seconds: float = Field(
         30.0,
@@ -164,3 +172,10 @@ class Settings(BaseSettings):
     @property
     def dev_enabled(self) -> bool:
         return self.loopback if self.dev_mode is None else self.dev_mode
+
+    @property
+    def echo_assistant(self) -> bool:
+        """Whether the demo tenant's echo assistant runs (never outside dev mode)."""
+        if not self.dev_enabled:
+            return False
+        return self.demo_assistant != "off"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from chatkeep.config import Settings
 from chatkeep.errors import Unauthenticated
 from chatkeep.events import EventBus, open_bus
+from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
@@ -36,6 +37,7 @@ class Services:
     key_rate: RateLimiter
     auth_failures: RateLimiter
     memory: ByteBudget
+    assistant: EchoAssistant | None = None
 
     @classmethod
     def from_settings(
@@ -68,14 +70,22 @@ class Services:
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
         ephemeral.watch_reseq(chat.republish)
+        tenants = TenantService(durable, auth)
+        streams = StreamService(chat)
+        assistant = (
+            EchoAssistant(bus, tenants, chat, streams, duration=settings.demo_assistant_seconds)
+            if settings.echo_assistant
+            else None
+        )
         return cls(
             settings=settings,
             router=router,
             events=bus,
             auth=auth,
-            tenants=TenantService(durable, auth),
+            tenants=tenants,
             chat=chat,
-            streams=StreamService(chat),
+            streams=streams,
+            assistant=assistant,
             hub=Hub(
                 bus,
                 chat,
@@ -104,8 +114,12 @@ class Services:
         if self.settings.dev_enabled:
             await self.tenants.ensure_demo()
         self.sweeper.start()
+        if self.assistant is not None:
+            self.assistant.start()
 
     async def stop(self) -> None:
+        if self.assistant is not None:
+            await self.assistant.stop()
         await self.hub.close()
         await self.sweeper.stop()
         await self.events.close()
