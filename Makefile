@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+TSC := .tools/node_modules/.bin/tsc
+
+.PHONY: run test lint format bench bench-browser chromium clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "chatkeep needs Python 3.11 or newer")'
@@ -17,13 +19,29 @@ run: $(STAMP)
 	$(BIN)/chatkeep migrate
 	$(BIN)/chatkeep serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest
 
-lint: $(STAMP)
+# The browser tests drive Debian's Chromium (never a downloaded browser). Installed when missing and
+# apt-get can be used; otherwise they skip with the reason (and fail under CHATKEEP_REQUIRE_SERVICES=1).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo -n ); \
+		($$SUDO apt-get install -y --no-install-recommends chromium || \
+		 ($$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium)) \
+		|| echo "chromium could not be installed: the browser tests will skip"; \
+	fi
+
+# TypeScript checks the browser client's JSDoc types (tsc --checkJs); it comes from the npm registry.
+$(TSC):
+	npm install --silent --no-save --prefix .tools typescript@5
+
+
+lint: $(STAMP) $(TSC)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(TSC) -p tsconfig.json
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
@@ -32,5 +50,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+bench-browser: $(STAMP) chromium
+	$(BIN)/python bench/browser.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis

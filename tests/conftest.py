@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from chatkeep.stores import Store, open_ephemeral, open_store
 from tests import services
 from tests.redis_servers import LocalCluster
+
+# The demo's echo assistant would answer the demo tenant's user messages in every test that writes
+# some; the browser tests that want it turn it on for their own server.
+os.environ.setdefault("CHATKEEP_DEMO_ASSISTANT", "off")
 
 BACKENDS = ["memory", "sqlite", "postgres", "redis", "redis_cluster", "redis_fallback"]
 

@@ -49,9 +49,28 @@ class Settings(BaseSettings):
         description="When Redis is unreachable: keep ephemeral writes in memory and replay them "
         "(`fallback`), or answer 503 (`refuse`).",
     )
+    outage_journal_max_bytes: int = Field(
+        128 * MIB,
+        ge=1 * KIB,
+        description="Bytes of writes an instance holds during a Redis outage; past it writes answer 503.",
+    )
+    outage_journal_tenant_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of the outage journal one tenant may fill; past it its writes answer 503.",
+    )
     dev_mode: bool | None = Field(
         None,
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
+    )
+    demo_assistant: Literal["echo", "off"] | None = Field(
+        None,
+        description="The demo tenant's built-in assistant: `echo` answers each user message with a "
+        "streamed echo. Default: on in dev mode only.",
+    )
+    demo_assistant_seconds: float = Field(
+        2.0, gt=0, le=600, description="How long the echo assistant takes to stream a reply."
     )
     log_level: str = Field("info", description="Log level of the server.")
     request_read_timeout_seconds: float = Field(
@@ -86,6 +105,15 @@ class Settings(BaseSettings):
         LimitPolicy.REJECT, description="At the message limit: `reject` new messages or `trim` the oldest."
     )
     max_batch_messages: int = Field(100, ge=1, description="Messages in one batch append.")
+    memory_max_bytes: int | None = Field(
+        256 * MIB,
+        ge=1,
+        description="Bytes this process may hold for `none` conversations and in-memory `ephemeral` ones "
+        "(no Redis), all tenants together; past it writes answer 507 storage_full.",
+    )
+    memory_max_tenant_bytes: int | None = Field(
+        32 * MIB, ge=1, description="The same budget, for one tenant."
+    )
     max_page_size: int = Field(200, ge=1, description="Largest page of messages or conversations.")
     user_rate_per_second: float = Field(20.0, ge=0, description="Sustained requests per user token (0: off).")
     user_rate_burst: int = Field(100, ge=1, description="Burst allowance per user token.")
@@ -120,6 +148,17 @@ class Settings(BaseSettings):
         200, ge=0, description="Conversations and workspaces one WebSocket may follow (0: no cap)."
     )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
+    max_token_lifetime_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="Longest accepted lifetime (exp - iat) of a user token (a tenant may set its own).",
+    )
+    auth_failure_rate_per_second: float = Field(
+        1.0, ge=0, description="Sustained failed authentications per client address (0: off)."
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Burst of failed authentications per client address."
+    )
 
     @property
     def loopback(self) -> bool:
@@ -133,3 +172,10 @@ class Settings(BaseSettings):
     @property
     def dev_enabled(self) -> bool:
         return self.loopback if self.dev_mode is None else self.dev_mode
+
+    @property
+    def echo_assistant(self) -> bool:
+        """Whether the demo tenant's echo assistant runs (never outside dev mode)."""
+        if not self.dev_enabled:
+            return False
+        return self.demo_assistant != "off"

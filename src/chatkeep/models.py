@@ -83,12 +83,15 @@ class TenantSettings:
     default_mode: Mode = Mode.DURABLE
     ephemeral_ttl_seconds: int | None = None
     pinned_never_expire: bool | None = None
+    # Longest accepted lifetime of a user token of this tenant (exp - iat).
+    max_token_lifetime_seconds: int | None = None
 
     def to_json(self) -> JSONObject:
         return {
             "default_mode": self.default_mode.value,
             "ephemeral_ttl_seconds": self.ephemeral_ttl_seconds,
             "pinned_never_expire": self.pinned_never_expire,
+            "max_token_lifetime_seconds": self.max_token_lifetime_seconds,
         }
 
     @classmethod
@@ -98,6 +101,7 @@ class TenantSettings:
             default_mode=Mode(data.get("default_mode", Mode.DURABLE.value)),
             ephemeral_ttl_seconds=data.get("ephemeral_ttl_seconds"),
             pinned_never_expire=data.get("pinned_never_expire"),
+            max_token_lifetime_seconds=data.get("max_token_lifetime_seconds"),
         )
 
 
@@ -109,6 +113,9 @@ class Tenant:
     token_secret: str
     created_at: int
     settings: TenantSettings = field(default_factory=TenantSettings)
+    # After a secret rotation the previous secret still verifies tokens until this time (epoch ms).
+    previous_token_secret: str | None = None
+    previous_secret_expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +201,9 @@ class AppendResult:
 class AppendOutcome:
     conversation: Conversation
     results: list[AppendResult]
+    # The seqs were given while the store's server was unreachable and may still change when the
+    # writes are replayed (several instances; see the README's outage contract).
+    provisional: bool = False
 
     @property
     def created_count(self) -> int:

@@ -151,7 +151,7 @@ class RedisEventBus(EventBus):
                 await asyncio.sleep(RECONNECT_DELAY)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def _serve(self, pubsub: Any) -> None:
         while True:

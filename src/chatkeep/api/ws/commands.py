@@ -107,12 +107,14 @@ async def append(conn: Connection, frame: AppendFrame) -> None:
         conn.principal, frame.conversation_id, [message_input(frame.message)]
     )
     (result,) = outcome.results
+    provisional = {"provisional": True} if outcome.provisional else {}
     ack(
         conn,
         frame.id,
         seq=result.message.seq,
         created=result.created,
         message=codec.message_json(result.message),
+        **provisional,
     )
 
 

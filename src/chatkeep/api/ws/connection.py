@@ -188,7 +188,8 @@ class Connection:
                         UNAUTHENTICATED, 'authenticate first: {"type": "auth", "token": ...}'
                     ) from None
                 token = parse_auth(text)
-            return await self.services.auth.authenticate(token)
+            client = self._scope.get("client")
+            return await self.services.authenticate(token, client[0] if client else None)
         except ChatkeepError as exc:
             raise Close(UNAUTHENTICATED, exc.code) from None
         except ValueError as exc:

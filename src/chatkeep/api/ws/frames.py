@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from chatkeep import codec
-from chatkeep.api.problems import status_for
+from chatkeep.api.problems import public_detail, status_for
 from chatkeep.api.schemas import (
     AppendFrame,
     AuthFrame,
@@ -93,7 +93,7 @@ def error_frame(frame_id: str | None, exc: ChatkeepError, **context: Any) -> dic
         "id": frame_id,
         "code": exc.code,
         "status": status_for(exc),
-        "detail": exc.detail,
+        "detail": public_detail(exc),
         **context,
     }
     if isinstance(exc, RateLimited):

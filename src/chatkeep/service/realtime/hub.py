@@ -87,7 +87,10 @@ class Hub:
                 await asyncio.wait_for(started.wait(), START_TIMEOUT)
             except TimeoutError:
                 self.detach(follower)
-                raise StoreUnavailable("the event bus cannot be reached; try again shortly") from None
+                raise StoreUnavailable(
+                    "the event bus cannot be reached; try again shortly",
+                    public="the event bus cannot be reached; try again shortly",
+                ) from None
 
     async def close(self) -> None:
         """Stop following every tenant's events (the service is stopping)."""

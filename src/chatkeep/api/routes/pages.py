@@ -1,0 +1,120 @@
+"""The demo chat page at `/` and the browser client's files at `/static/*`, from the package.
+
+Files are read once, on first use, and served with their MIME type and a content hash as ETag
+(`If-None-Match` answers 304). Pages carry `Content-Security-Policy: default-src 'self'`: the
+page runs only the module files served here, nothing inline and nothing from elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from chatkeep.errors import NotFound
+from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = "index.html"
+CSP = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".ts": "text/plain; charset=utf-8",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+class StaticFiles:
+    """The files of `chatkeep/static`, loaded on first request (never at import)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, StaticFile] | None = None
+
+    def get(self, name: str) -> StaticFile:
+        if self._files is None:
+            self._files = self._load()
+        found = self._files.get(name)
+        if found is None:
+            raise NotFound(f"no static file {name!r}", code="not_found")
+        return found
+
+    @staticmethod
+    def _load() -> dict[str, StaticFile]:
+        files: dict[str, StaticFile] = {}
+        for entry in resources.files("chatkeep").joinpath("static").iterdir():
+            if not entry.is_file() or entry.name.startswith("."):
+                continue
+            body = entry.read_bytes()
+            suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+            media_type = (
+                TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
+            )
+            digest = hashlib.sha256(body).hexdigest()[:20]
+            files[entry.name] = StaticFile(body, media_type, f'"{digest}"')
+        return files
+
+
+STATIC = StaticFiles()
+
+
+def serve(request: Request, name: str, *, page: bool = False) -> Response:
+    found = STATIC.get(name)
+    headers = {
+        "ETag": found.etag,
+        # revalidate every time: a changed client reaches pages at once, an unchanged one costs a 304
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if page:
+        headers["Content-Security-Policy"] = CSP
+        headers["Referrer-Policy"] = "no-referrer"
+    if found.etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return Response(found.body, media_type=found.media_type, headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+@router.get("/")
+async def demo_page(
+    request: Request,
+    user: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
+    workspace: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = None,
+    tabs: Annotated[str | None, Query(max_length=8)] = None,
+) -> Response:
+    """The demo chat page (`?user=`, `?workspace=`, `?tabs=1` are read by the page itself)."""
+    return serve(request, PAGE, page=True)
+
+
+@router.get("/sw.js")
+async def service_worker(request: Request) -> Response:
+    """The demo page's service worker, at the root so that it may serve the page offline."""
+    response = serve(request, "sw.js")
+    response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+@router.get("/static/{name}")
+async def static_file(
+    request: Request, name: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")]
+) -> Response:
+    """A file of the browser client or the demo page."""
+    return serve(request, name, page=name.endswith(".html"))
