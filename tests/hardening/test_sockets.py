@@ -56,6 +56,24 @@ async def test_deltas_that_fail_are_charged_to_the_callers_rate(tmp_path: Path) 
         assert answer.status_code == 429
 
 
+async def test_frames_that_are_not_frames_are_charged_too(tmp_path: Path) -> None:
+    async with live_server(tmp_path, user_rate_per_second=0.001, user_rate_burst=12) as live:
+        tenant = await live.tenant()
+        token = live.token(tenant, "mallory")
+        async with live.socket(token) as client:  # the connect costs 1
+            garbage = [
+                '{"id": "x%d", "type": "nope"}',
+                '{"id": "x%d", "type": "ping", "type": "ping"}',
+                "[%d",
+            ]
+            for i in range(30):
+                await client.ws.send(garbage[i % 3] % i if "%d" in garbage[i % 3] else garbage[i % 3])
+            codes = Counter([(await client.next())["code"] for _ in range(30)])
+        print(f"\n30 bad frames, burst 12: {dict(codes)}")
+        assert codes["rate_limited"] == 19 and sum(codes.values()) == 30
+        assert set(codes) == {"rate_limited", "unknown_type", "duplicate_key", "invalid_json"}
+
+
 async def test_a_socket_keeps_a_bounded_number_of_deltas_in_flight(tmp_path: Path) -> None:
     async with live_server(tmp_path, ws_max_pending_deltas=4) as live:
         tenant = await live.tenant()

@@ -225,7 +225,12 @@ class Connection:
                 raise Close(IDLE, "idle: send a ping at least every minute") from None
             frame_id: str | None = None
             try:
-                frame = parse(text)
+                try:
+                    frame = parse(text)
+                except BadFrame as bad:
+                    frame_id = bad.frame_id
+                    self.services.check_rate(self.principal)  # a frame that is not one costs as much
+                    raise
                 frame_id = getattr(frame, "id", None)
                 await commands.run(self, frame)
             except BadFrame as bad:
