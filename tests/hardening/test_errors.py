@@ -77,6 +77,9 @@ async def test_failed_authentications_are_rate_limited_per_address(tmp_path: Pat
             assert (await guesser.get("/v1/conversations", headers=good)).status_code == 429
             # Another address is not affected, and requests without credentials are not charged.
             assert (await other.get("/v1/conversations", headers=good)).status_code == 200
+            # A token just verified is accepted from the guesser's address too (nothing is read).
+            assert (await guesser.get("/v1/conversations", headers=good)).status_code == 200
+            assert (await guesser.get("/v1/conversations", headers=auth("ck_" + "q" * 43))).status_code == 429
             assert (await other.get("/v1/conversations", headers=auth(key))).status_code == 200
             for _ in range(10):
                 assert (await other.get("/v1/conversations")).status_code == 401

@@ -137,8 +137,10 @@ class Services:
     async def authenticate(self, credential: str | None, address: str | None) -> Principal:
         """The caller behind `credential`. Failed attempts (a credential that does not verify) are
         charged to the client address, and an address past its allowance is refused with
-        `RateLimited` before its credential is even looked at: guessing costs the guesser."""
-        if not credential:  # nothing to check, nothing read: a plain 401
+        `RateLimited` before its credential is even looked at: guessing costs the guesser. A token
+        verified moments ago still passes (checking it reads nothing), so users who share an
+        address with a guesser keep working."""
+        if not credential or self.auth.verified(credential):  # nothing is read for these
             return await self.auth.authenticate(credential)
         where = address or "unknown"
         self.auth_failures.guard(where)

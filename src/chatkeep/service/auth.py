@@ -137,6 +137,12 @@ class Authenticator:
         # decodes and an HMAC) is most of authentication's cost. Kept no longer than tenants are.
         self._tokens: dict[str, tuple[float, int, Principal]] = {}
 
+    def verified(self, credential: str) -> bool:
+        """Whether `credential` is a user token this process verified recently and still holds:
+        accepting it again reads nothing."""
+        cached = self._tokens.get(credential)
+        return cached is not None and self._clock() < cached[0] and time.time() < cached[1]
+
     def forget(self) -> None:
         """Drop cached tenants and tokens (after this process changed a tenant)."""
         self._by_key.clear()
