@@ -170,7 +170,8 @@ def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(tmp_path: Pat
             "--max-examples", str(CLI_MAX_EXAMPLES), "--seed", str(seed),
             "--header", f"Authorization: Bearer {token}", "--no-color",
         ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        # Run in the test's directory: schemathesis keeps a cache where it runs.
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     report(f"schemathesis CLI (--checks all, 4 phases, seed {seed}): {summary.group(0) if summary else '?'}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

@@ -12,8 +12,10 @@ from tests.browser.harness import CHROMIUM_ARGS, Api, Demo, require_chromium, st
 from tests.server import ServerProcess
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Per module: Playwright's sync API runs an event loop while it is started, which the asyncio
+    tests of other modules must not find running."""
     path = require_chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)

@@ -117,3 +117,23 @@ def test_a_real_conflict_keeps_the_other_change_and_says_so(demo: Demo, api: Api
         "() => document.querySelector('[data-testid=sync-state]').dataset.state === 'online'"
     )
     assert api.conversation(cid).json()["title"] == "Theirs"
+
+
+def test_an_edit_made_offline_is_shown_across_a_reload_until_stored(demo: Demo, api: Api) -> None:
+    context = demo.context()
+    page = demo.open(context)
+    cid = current_id(page)
+    page.evaluate("navigator.serviceWorker.ready")
+    context.set_offline(True)
+    page.click('[data-testid="pin"]')
+    page.wait_for_function(f"() => window.chatkeepDemo.client.optimistic.has({cid!r})")  # in the outbox
+    page.reload()
+    page.wait_for_selector(f'[data-testid="conversation-item"][data-id="{cid}"][data-pinned="true"]')
+    assert pressed(page, "pin") == "true"
+    assert api.conversation(cid).json()["pinned"] is False
+    context.set_offline(False)
+    eventually(lambda: api.conversation(cid).json()["pinned"] is True, what="the pin on the server")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=sync-state]').dataset.state === 'online'"
+    )
+    assert pressed(page, "pin") == "true"

@@ -19,6 +19,10 @@ from tests.realtime.conftest import live_server
 
 JSON = {"Content-Type": "application/json"}
 
+# Conversation ids chosen with a user token are random UUIDs.
+C1 = "0b6f3a5e-2c44-4d1e-9a57-3f0e8c1d2b61"
+C2 = "7d2e9c14-8b3a-4f60-b1c2-5e9a0d4f7c38"
+
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
@@ -40,18 +44,18 @@ async def test_duplicate_keys_answer_400_on_every_route_with_a_body(tmp_path: Pa
     async with running_api(tmp_path) as api:
         tenant, _ = await api.tenant()
         alice = auth(api.token(tenant, "alice"))
-        c = await api.conversation(alice, id="c1", title="kept")
+        c = await api.conversation(alice, id=C1, title="kept")
         operations = body_operations(api)
         assert len(operations) >= 5, operations
         for method, template in operations:
-            path = re.sub(r"\{[^}]+\}", lambda m: "c1" if "conversation" in m.group() else "m1", template)
+            path = re.sub(r"\{[^}]+\}", lambda m: C1 if "conversation" in m.group() else "m1", template)
             for raw in (b'{"a": 1, "a": 2}', b'{"x": {"k": 1, "k": 1}}', b'[{"id": "m", "id": "n"}]'):
                 headers = {**alice, **JSON, "If-Match": '"1"'}
                 answer = await api.client.request(method, path, content=raw, headers=headers)
                 assert answer.status_code == 400, (method, path, raw, answer.text)
                 assert answer.headers["content-type"] == "application/problem+json"
                 assert answer.json()["code"] == "duplicate_key"
-        after = (await api.client.get("/v1/conversations/c1", headers=alice)).json()
+        after = (await api.client.get(f"/v1/conversations/{C1}", headers=alice)).json()
         assert (after["title"], after["version"], after["message_count"]) == ("kept", c["version"], 0)
 
 
@@ -66,19 +70,19 @@ async def test_the_value_a_parser_would_pick_is_never_used(tmp_path: Path) -> No
         for path, raw in cases:
             answer = await api.client.post(path, content=raw, headers={**alice, **JSON})
             assert (answer.status_code, answer.json()["code"]) == (400, "duplicate_key"), answer.text
-        await api.conversation(alice, id="c1")
+        await api.conversation(alice, id=C1)
         raw = b'{"role": "user", "content": "hi", "role": "system", "id": "m1"}'
         answer = await api.client.post(
-            "/v1/conversations/c1/messages", content=raw, headers={**alice, **JSON}
+            f"/v1/conversations/{C1}/messages", content=raw, headers={**alice, **JSON}
         )
         assert answer.status_code == 400
         raw = b'{"role": "user", "content": "hi", "metadata": {"a": 1, "b": {"c": 1, "c": 2}}}'
         answer = await api.client.post(
-            "/v1/conversations/c1/messages", content=raw, headers={**alice, **JSON}
+            f"/v1/conversations/{C1}/messages", content=raw, headers={**alice, **JSON}
         )
         assert answer.status_code == 400
         listed = (await api.client.get("/v1/conversations", headers=alice)).json()["items"]
-        assert [c["id"] for c in listed] == ["c1"]
+        assert [c["id"] for c in listed] == [C1]
         assert listed[0]["message_count"] == 0
 
 
@@ -136,11 +140,11 @@ async def test_websocket_frames_with_duplicate_keys_are_refused(tmp_path: Path) 
     async with live_server(tmp_path) as live:
         tenant = await live.tenant()
         token = live.token(tenant, "alice")
-        c1 = (await live.conversation(token, id="c1"))["id"]
-        await live.conversation(token, id="c2")
+        c1 = (await live.conversation(token, id=C1))["id"]
+        await live.conversation(token, id=C2)
         async with live.socket(token) as client:
             frame = (
-                '{"type": "append", "id": "a1", "conversation_id": "c1", "conversation_id": "c2", '
+                f'{{"type": "append", "id": "a1", "conversation_id": "{C1}", "conversation_id": "{C2}", '
                 '"message": {"role": "user", "content": "which one?"}}'
             )
             await client.ws.send(frame)
@@ -148,7 +152,7 @@ async def test_websocket_frames_with_duplicate_keys_are_refused(tmp_path: Path) 
             assert (answer["type"], answer["code"]) == ("error", "duplicate_key"), answer
             await client.send(type="ping", id="p")
             assert (await client.next())["type"] == "pong"  # the socket goes on
-        for cid in (c1, "c2"):
+        for cid in (c1, C2):
             got = await live.http.get(
                 f"/v1/conversations/{cid}", headers={"Authorization": f"Bearer {token}"}
             )

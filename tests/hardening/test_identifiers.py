@@ -4,7 +4,6 @@ called directly, cursors, tenant creation)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -20,6 +19,9 @@ from tests.conftest import unique
 
 BREAKS = ["\n", "\r", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"]
 HOSTILE = [f"alice{b}" for b in BREAKS] + [f"{b}alice" for b in BREAKS] + [f"al{b}ice" for b in BREAKS]
+
+# Conversation ids chosen with a user token are random UUIDs.
+C1 = "0b6f3a5e-2c44-4d1e-9a57-3f0e8c1d2b61"
 
 
 async def test_a_user_claim_with_a_line_break_is_refused(tmp_path: Path) -> None:
@@ -74,14 +76,14 @@ async def test_the_service_refuses_ids_with_line_breaks(tmp_path: Path) -> None:
                 await chat.create_conversation(alice, NewConversation(workspace=bad))
             with pytest.raises(InvalidInput):
                 await chat.create_conversation(key, NewConversation(workspace="w1", user=bad))
-        conversation, _ = await chat.create_conversation(alice, NewConversation(workspace="w1", id="c1"))
+        conversation, _ = await chat.create_conversation(alice, NewConversation(workspace="w1", id=C1))
         for bad in ["m1\n", "m1\r", "m1\u2028"]:
             with pytest.raises(InvalidInput) as refused:
                 await chat.append_messages(alice, conversation.id, [MessageInput(Role.USER, "hi", id=bad)])
             assert refused.value.code == "invalid_id"
         with pytest.raises(InvalidInput):
             await chat.get_conversation(alice, "c1\n")
-        assert (await chat.get_conversation(alice, "c1")).message_count == 0
+        assert (await chat.get_conversation(alice, C1)).message_count == 0
         for bad in ["acme\n", "acme\r\n", "acme\u2028"]:
             with pytest.raises(InvalidInput) as refused:
                 await api.services.tenants.create(unique("Tenant"), tenant_id=bad)
@@ -92,25 +94,24 @@ async def test_http_ids_and_cursors_with_line_breaks_are_refused(tmp_path: Path)
     async with running_api(tmp_path) as api:
         tenant, key = await api.tenant()
         alice = auth(api.token(tenant, "alice"))
-        await api.conversation(alice, id="c1")
+        await api.conversation(alice, id=C1)
         for bad in ["c2\n", "c2\r", "c2\u2028"]:
             for body in ({"workspace": "w1", "id": bad}, {"workspace": bad}):
                 answer = await api.client.post("/v1/conversations", json=body, headers=alice)
                 assert 400 <= answer.status_code < 500, (body, answer.text)
             message = {"role": "user", "content": "x", "id": bad.replace("c2", "m2")}
-            answer = await api.client.post("/v1/conversations/c1/messages", json=message, headers=alice)
+            answer = await api.client.post(f"/v1/conversations/{C1}/messages", json=message, headers=alice)
             assert 400 <= answer.status_code < 500, answer.text
             answer = await api.client.get("/v1/conversations", params={"user": bad}, headers=auth(key))
             assert 400 <= answer.status_code < 500, answer.text
-        answer = await api.client.get("/v1/conversations/c1%0A", headers=alice)
+        answer = await api.client.get(f"/v1/conversations/{C1}%0A", headers=alice)
         assert 400 <= answer.status_code < 500, answer.text
-        raw = json.dumps([0, 1, "c1\n"]).encode()
-        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        cursor = f"0.1.{C1}\n"  # a cursor is <pinned>.<last activity>.<id>
         answer = await api.client.get("/v1/conversations", params={"cursor": cursor}, headers=alice)
         assert 400 <= answer.status_code < 500, answer.text
         assert answer.json()["code"] == "invalid_cursor"
         listed = await api.client.get("/v1/conversations", headers=alice)
-        assert [c["id"] for c in listed.json()["items"]] == ["c1"]
+        assert [c["id"] for c in listed.json()["items"]] == [C1]
 
 
 @pytest.mark.parametrize("bad", ["c1\n", "c1\r", "c1\u2028", "\nc1"])

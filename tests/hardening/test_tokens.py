@@ -110,7 +110,8 @@ def test_rotate_secret_from_the_command_line(tmp_path: Path) -> None:
 async def test_demo_tokens_stop_working_when_dev_mode_is_off(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/shared.db"
     async with running_api(tmp_path, durable_url=db, dev_mode=True) as dev:
-        minted = await dev.client.get("/v1/dev/token", params={"user": "visitor"})
+        loopback = {"Host": "127.0.0.1:8000"}  # dev tokens answer a loopback Host only
+        minted = await dev.client.get("/v1/dev/token", params={"user": "visitor"}, headers=loopback)
         token = minted.json()["token"]
         assert (await dev.client.get("/v1/conversations", headers=auth(token))).status_code == 200
     # The same database, served with dev mode off (as on a public address).

@@ -536,6 +536,8 @@ export class ChatkeepClient {
     this.flushTimer = undefined;
     /** @type {Map<string, number>} "conversation|version" -> the version this tab's patch made of it */
     this.ownBumps = new Map();
+    /** @type {Map<string, Patch>} edits waiting in the outbox, per conversation: shown over the server's copy */
+    this.optimistic = new Map();
     this.onOnline = () => {
       this.set({ connection: "online" });
       this.flush();
@@ -617,14 +619,16 @@ export class ChatkeepClient {
   /** Show what the browser holds for `id` (cached page, pending sends), before any network work. */
   async paintFromCache(/** @type {string} */ id) {
     const { record, outbox, list } = await storage.snapshot(this.ns, id, `${this.ns}|list|${this.state.workspace}`);
+    this.optimistic = pendingPatches(outbox);
     if (list && !this.state.ready) this.setList(list.conversations, false);
     this.held = new Held();
     for (const m of record ? record.messages : []) this.held.put(m);
     for (const e of outbox) if (e.kind === "message" && e.conversationId === id) this.held.put(e.message);
-    const conversation = record ? record.conversation : this.pendingCreate(outbox, id);
+    const listed = list && list.conversations.find((/** @type {Conversation} */ c) => c.id === id);
+    const conversation = record ? record.conversation : this.pendingCreate(outbox, id) || listed;
     this.set({
       conversationId: id,
-      conversation: conversation ? freezeConversation(conversation) : null,
+      conversation: conversation ? this.overlay(conversation) : null,
       hasMore: record ? record.hasMore : false,
       pending: countSends(outbox),
       source: record ? "cache" : null,
@@ -700,9 +704,11 @@ export class ChatkeepClient {
       throw e;
     }
     if (this.state.conversationId !== id) return; // switched meanwhile
-    const { messages, has_more_messages, ...conversation } = body;
+    const { messages, has_more_messages, ...read } = body;
+    const known = this.state.conversation;
+    const conversation = known && known.id === id && known.version > read.version ? known : read;
     if (conversation.mode === "local") {
-      this.set({ conversation: freezeConversation(conversation), ready: true, source: this.state.source || "network" });
+      this.set({ conversation: this.overlay(conversation), ready: true, source: this.state.source || "network" });
       return;
     }
     const before = this.held;
@@ -712,7 +718,7 @@ export class ChatkeepClient {
     const top = messages.length ? messages[messages.length - 1].seq : 0;
     for (const m of before.list()) if (m.seq === null || m.seq > top) this.held.put(m);
     for (const e of outbox) if (e.kind === "message" && e.conversationId === id) this.held.put(e.message);
-    this.set({ conversation: freezeConversation(conversation), hasMore: has_more_messages, ready: true, source: this.state.source || "network" });
+    this.set({ conversation: this.overlay(conversation), hasMore: has_more_messages, ready: true, source: this.state.source || "network" });
     this.emitMessages();
     this.loadedId = id;
     this.live.follow(true); // resume after what this read holds
@@ -849,7 +855,13 @@ export class ChatkeepClient {
 
   /** @param {readonly Conversation[]} list @param {boolean} [save] */
   setList(list, save = true) {
-    const conversations = Object.freeze([...list].map(freezeConversation).sort(listOrder));
+    // a read that started before a change answers an older version: keep the newer one held
+    const held = new Map(this.state.conversations.map((c) => [c.id, c]));
+    const newest = (/** @type {Conversation} */ c) => {
+      const known = held.get(c.id);
+      return known && known.version > c.version ? known : c;
+    };
+    const conversations = Object.freeze([...list].map((c) => this.overlay(newest(c))).sort(listOrder));
     const recent = Object.freeze(
       [...conversations]
         .sort((a, b) => (a.last_activity_at < b.last_activity_at ? 1 : -1))
@@ -857,13 +869,28 @@ export class ChatkeepClient {
         .map((c) => Object.freeze({ id: c.id, title: c.title, last_activity_at: c.last_activity_at, message_count: c.message_count })),
     );
     const current = conversations.find((c) => c.id === this.state.conversationId);
-    this.set({ conversations, recent, ...(current && this.state.conversation && current.version >= this.state.conversation.version ? { conversation: current } : {}) });
+    const fresher = current && (!this.state.conversation || current.version >= this.state.conversation.version);
+    this.set({ conversations, recent, ...(fresher ? { conversation: current } : {}) });
     if (save) storage.putCache({ key: `${this.ns}|list|${this.state.workspace}`, ns: this.ns, list: true, conversations, touched: Date.now() }).catch(() => {});
+  }
+
+  /** A conversation as the user should see it: the server's copy with their unsent edits on top.
+   * @param {any} c @returns {Conversation} */
+  overlay(c) {
+    const patch = this.optimistic.get(c.id);
+    return freezeConversation(patch ? { ...c, ...patch } : c);
+  }
+
+  /** Read the unsent edits again (the outbox changed here or in another tab) and show them. */
+  async refreshOptimistic() {
+    this.optimistic = pendingPatches(await storage.outbox(this.ns));
+    if (this.state.conversation) this.set({ conversation: this.overlay(this.state.conversation) });
+    this.setList(this.state.conversations, false);
   }
 
   /** Put a changed conversation into the state (current and list). @param {any} c */
   applyConversation(c) {
-    const conversation = freezeConversation(c);
+    const conversation = this.overlay(c);
     if (this.state.conversationId === c.id) this.set({ conversation });
     if (c.workspace === this.state.workspace) {
       const others = this.state.conversations.filter((x) => x.id !== c.id);
@@ -958,6 +985,7 @@ export class ChatkeepClient {
   /** @param {any} entry */
   async enqueue(entry) {
     await storage.addOutbox({ ...entry, ns: this.ns, at: Date.now() });
+    if (entry.kind === "patch") this.optimistic = pendingPatches(await storage.outbox(this.ns));
     await this.countPending();
     this.broadcast({ type: "outbox" });
   }
@@ -1089,6 +1117,7 @@ export class ChatkeepClient {
       for (const e of outbox) if (e.kind === "message" && e.conversationId === id) changed = this.held.put(e.message) || changed;
       if (changed) this.emitMessages();
       this.set({ pending: countSends(outbox) });
+      await this.refreshOptimistic();
     } else if (data.type === "acked") {
       this.acked(data.conversationId, data.messages);
     } else if (data.type === "current" && this.options.sessionScope !== "tab") {
@@ -1148,32 +1177,40 @@ export class ChatkeepClient {
   /** @param {any} e */
   async flushPatch(e) {
     const path = `/v1/conversations/${encodeURIComponent(e.conversationId)}`;
-    let patch = { ...e.patch };
+    const patch = { ...e.patch };
+    /** @type {string[]} fields someone else changed meanwhile: their value is kept */
+    let lost = [];
     let version = e.version;
     // edits queued one after another: each was based on the version before the previous one was
     // stored, which this tab's own previous patch turned into the next one
     while (this.ownBumps.has(`${e.conversationId}|${version}`)) version = this.ownBumps.get(`${e.conversationId}|${version}`);
     for (let attempt = 0; ; attempt++) {
-      try {
-        const { body } = await this.http.request("PATCH", path, patch, { "If-Match": `"${version}"` });
-        this.ownBumps.set(`${e.conversationId}|${version}`, body.version);
-        await storage.deleteOutbox([e.n]);
-        this.applyConversation(body);
-        return;
-      } catch (err) {
-        if (!(err instanceof HttpError && err.status === 412) || attempt > 0) throw err;
+      /** @type {any} */
+      let stored = null;
+      if (Object.keys(patch).length) {
+        try {
+          stored = (await this.http.request("PATCH", path, patch, { "If-Match": `"${version}"` })).body;
+          this.ownBumps.set(`${e.conversationId}|${version}`, stored.version);
+        } catch (err) {
+          if (!(err instanceof HttpError && err.status === 412) || attempt > 0) throw err;
+        }
       }
-      // changed meanwhile: read it again, keep what others changed, re-apply the user's change on top
+      if (!stored && attempt > 0) {
+        // nothing of the user's change is left to send: the server's copy stands
+        const { messages, has_more_messages, ...server } = (await this.http.request("GET", `${path}?messages=0`)).body;
+        stored = server;
+      }
+      if (stored) {
+        await storage.deleteOutbox([e.n]);
+        this.optimistic = pendingPatches(await storage.outbox(this.ns));
+        this.applyConversation(stored);
+        if (lost.length) this.notify(`Changed elsewhere meanwhile, so the other change was kept: ${lost.join(", ")}.`, "warning");
+        return;
+      }
+      // 412, changed meanwhile: read it again, keep what others changed, re-apply the user's change on top
       const { body: server } = await this.http.request("GET", `${path}?messages=0`);
-      const lost = Object.keys(patch).filter((k) => !same(server[k], e.base[k]) && !same(server[k], patch[k]));
+      lost = Object.keys(patch).filter((k) => !same(server[k], e.base[k]) && !same(server[k], patch[/** @type {keyof Patch} */ (k)]));
       for (const k of lost) delete patch[/** @type {keyof Patch} */ (k)];
-      if (lost.length) this.notify(`Changed elsewhere meanwhile, so the other change was kept: ${lost.join(", ")}.`, "warning");
-      if (!Object.keys(patch).length) {
-        await storage.deleteOutbox([e.n]);
-        const { messages, has_more_messages, ...conversation } = server;
-        this.applyConversation(conversation);
-        return;
-      }
       version = server.version;
     }
   }
@@ -1269,6 +1306,13 @@ export class ChatkeepClient {
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 /** @param {any[]} outbox */
 const countSends = (outbox) => outbox.filter((e) => e.kind === "message").length;
+/** The unsent edits of each conversation, merged in the order they were made.
+ * @param {any[]} outbox @returns {Map<string, Patch>} */
+function pendingPatches(outbox) {
+  const patches = new Map();
+  for (const e of outbox) if (e.kind === "patch") patches.set(e.conversationId, { ...patches.get(e.conversationId), ...e.patch });
+  return patches;
+}
 /** @template T @param {() => T} f @returns {T|null} */
 function safe(f) {
   try {
