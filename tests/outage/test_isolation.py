@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,9 @@ from tests.conftest import report
 from tests.outage.conftest import all_messages, degraded, metric, replayed, wait_for
 from tests.redis_servers import RedisProcess
 
-HELD = [f"p-{n}" for n in range(6)]  # alice's throughout
-DROPPED = [f"d-{n}" for n in range(4)]  # alice's until she deletes them during the outage
-FREE = [f"q-{n}" for n in range(4)]  # ids both race to create
+HELD = [str(uuid.uuid4()) for _ in range(6)]  # alice's throughout
+DROPPED = [str(uuid.uuid4()) for _ in range(4)]  # alice's until she deletes them during the outage
+FREE = [str(uuid.uuid4()) for _ in range(4)]  # ids both race to create
 ROUND = 150  # answered requests per phase and user
 TICKS = itertools.count()  # orders answers
 DELETED: dict[str, int] = {}  # conversation id -> tick of its last successful delete
