@@ -5,6 +5,7 @@ subscriptions per socket are capped (close 4409 `too_many_sockets`, error `too_m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from chatkeep.api.ws.connection import REFUSALS_BEFORE_CLOSE
 from tests.conftest import unique
 from tests.realtime.conftest import Client, Live, live_server
 
@@ -72,6 +74,30 @@ async def test_frames_that_are_not_frames_are_charged_too(tmp_path: Path) -> Non
         print(f"\n30 bad frames, burst 12: {dict(codes)}")
         assert codes["rate_limited"] == 19 and sum(codes.values()) == 30
         assert set(codes) == {"rate_limited", "unknown_type", "duplicate_key", "invalid_json"}
+
+
+async def test_a_socket_that_keeps_sending_past_the_rate_is_closed(tmp_path: Path) -> None:
+    async with live_server(tmp_path, user_rate_per_second=0.001, user_rate_burst=5) as live:
+        tenant = await live.tenant()
+        token = live.token(tenant, "mallory")
+        async with live.socket(token) as client:  # the connect costs 1
+            codes: Counter[str] = Counter()
+            with contextlib.suppress(ConnectionClosed):
+                for i in range(500):
+                    await client.send(type="ping", id=f"p{i}")
+            try:
+                while True:
+                    codes[(await client.next())["type"]] += 1
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None
+                code, reason = closed.rcvd.code, closed.rcvd.reason
+        print(f"\n500 pings, burst 5: {dict(codes)}, then {code} {reason!r}")
+        assert codes == {"pong": 4, "error": REFUSALS_BEFORE_CLOSE - 1}
+        assert code == 4429 and reason.startswith("rate_limited")
+        # the other users of the tenant are not affected
+        async with live.socket(live.token(tenant, "bob")) as bob:
+            await bob.send(type="ping", id="p")
+            assert (await bob.next())["type"] == "pong"
 
 
 async def test_a_socket_keeps_a_bounded_number_of_deltas_in_flight(tmp_path: Path) -> None:

@@ -33,11 +33,14 @@ from chatkeep.api.ws.frames import (
 )
 from chatkeep.api.ws.wire import Outlet
 from chatkeep.codec import Frame
-from chatkeep.errors import ChatkeepError
+from chatkeep.errors import ChatkeepError, RateLimited
 from chatkeep.service import Principal, Services
 
 log = logging.getLogger("chatkeep.ws")
 CLOSE_TIMEOUT = 30.0  # a client that stopped reading may never take the close frame
+# Frames refused `rate_limited` in a row after which the socket is closed (4429): past that the client
+# is not reading its answers, and each further frame would cost the server a reply for nothing.
+REFUSALS_BEFORE_CLOSE = 50
 
 
 class Close(Exception):
@@ -58,6 +61,7 @@ class Connection:
         "subscriptions",
         "_deltas",
         "_room",
+        "_refused",
         "_scope",
         "_receive",
         "_send",
@@ -80,6 +84,7 @@ class Connection:
         self.subscriptions: dict[str, str | None] = {}
         self._deltas = 0  # stream.delta frames taken and not yet stored
         self._room: asyncio.Event | None = None  # set when one of them is done
+        self._refused = 0  # frames refused `rate_limited` in a row
         self._ending: Close | None = None
         self._deadline: asyncio.Timeout | None = None
 
@@ -233,9 +238,19 @@ class Connection:
                     raise
                 frame_id = getattr(frame, "id", None)
                 await commands.run(self, frame)
+                self._refused = 0
             except BadFrame as bad:
+                self._refused = 0
                 self.send_json(error_frame(bad.frame_id, bad.error))
+            except RateLimited as exc:
+                self._refused += 1
+                if self._refused >= REFUSALS_BEFORE_CLOSE:  # a client that ignores the answers
+                    raise Close(
+                        close_code_for(exc), "rate_limited: frames kept coming past the rate"
+                    ) from None
+                self.send_json(error_frame(frame_id, exc))
             except ChatkeepError as exc:
+                self._refused = 0
                 self.send_json(error_frame(frame_id, exc))
 
     async def _close(self, close: Close) -> None:
