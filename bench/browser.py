@@ -130,7 +130,7 @@ def run(url: str, chromium: str, runs: int) -> None:
             page.goto(f"{url}/?user={flush_user}")
             page.wait_for_function(
                 "() => { const s = window.chatkeepDemo.client.getSnapshot();"
-                " return s.ready && s.conversation && s.conversation.mode && s.pending === 0; }"
+                " return s.ready && s.stored && s.pending === 0; }"
             )
             context.set_offline(True)
             page.evaluate(FLUSH_100)

@@ -160,7 +160,7 @@ def wait_ready(page: Page) -> str:
     """Wait until the page shows a conversation the server has; returns its id."""
     page.wait_for_function(
         "() => { const d = window.chatkeepDemo; if (!d) return false; const s = d.client.getSnapshot();"
-        " return s.ready && s.conversationId && s.conversation && s.conversation.mode && s.pending === 0; }",
+        " return s.ready && s.stored && s.conversation && s.conversation.mode && s.pending === 0; }",
         timeout=WAIT_MS,
     )
     return current_id(page)

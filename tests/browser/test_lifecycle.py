@@ -93,8 +93,7 @@ def test_deleted_in_another_tab_starts_fresh_with_a_notice(demo: Demo, api: Api)
     send(page, "soon gone")
     wait_shown(page, lambda ms: len(ms) == 1 and ms[0]["status"] == "sent")
     other = demo.open(context)
-    other.evaluate("() => fetch('/v1/dev/token?user=' + new URLSearchParams(location.search).get('user'))")
-    api.delete(cid)  # as the other tab's "delete" does: the server says so to every page
+    api.delete(cid)  # on another device: the server tells every page
     for each in (page, other):
         assert "deleted" in notice(each)
         each.wait_for_function(f"() => window.chatkeepDemo.client.getSnapshot().conversationId !== {cid!r}")

@@ -82,6 +82,8 @@ export interface State {
   readonly greeting: string | null;
   readonly source: "cache" | "network" | null;
   readonly ready: boolean;
+  /** the server has the current conversation (created and read) */
+  readonly stored: boolean;
 }
 
 export interface Options {

@@ -71,6 +71,7 @@
  * @property {string|null} greeting  shown until the user writes
  * @property {"cache"|"network"|null} source  where the messages shown were read from
  * @property {boolean} ready  the server has answered at least once
+ * @property {boolean} stored  the server has the current conversation (created and read)
  *
  * @typedef {object} Options
  * @property {() => Promise<string>} getToken  called again on 401 / WebSocket 4401
@@ -509,6 +510,10 @@ export class ChatkeepClient {
     this.stopped = false;
     /** @type {string|null} the conversation whose latest page was read from the server (or created) */
     this.loadedId = null;
+    /** @type {Set<string>} conversations the user has been told are gone */
+    this.told = new Set();
+    /** @type {string|null} the conversation left to follow another tab's switch */
+    this.left = null;
     /** @type {State} */
     this.state = Object.freeze({
       workspace: options.workspace,
@@ -526,6 +531,7 @@ export class ChatkeepClient {
       greeting: null,
       source: null,
       ready: false,
+      stored: false,
     });
     this.channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(`chatkeep|${this.ns}`) : null;
     if (this.channel) this.channel.onmessage = (e) => this.onBroadcast(e.data);
@@ -628,6 +634,7 @@ export class ChatkeepClient {
     const conversation = record ? record.conversation : this.pendingCreate(outbox, id) || listed;
     this.set({
       conversationId: id,
+      stored: this.loadedId === id,
       conversation: conversation ? this.overlay(conversation) : null,
       hasMore: record ? record.hasMore : false,
       pending: countSends(outbox),
@@ -708,7 +715,8 @@ export class ChatkeepClient {
     const known = this.state.conversation;
     const conversation = known && known.id === id && known.version > read.version ? known : read;
     if (conversation.mode === "local") {
-      this.set({ conversation: this.overlay(conversation), ready: true, source: this.state.source || "network" });
+      this.loadedId = id;
+      this.set({ conversation: this.overlay(conversation), ready: true, stored: true, source: this.state.source || "network" });
       return;
     }
     const before = this.held;
@@ -721,6 +729,7 @@ export class ChatkeepClient {
     this.set({ conversation: this.overlay(conversation), hasMore: has_more_messages, ready: true, source: this.state.source || "network" });
     this.emitMessages();
     this.loadedId = id;
+    this.set({ stored: true });
     this.live.follow(true); // resume after what this read holds
   }
 
@@ -729,20 +738,33 @@ export class ChatkeepClient {
     await storage.deleteCache(`${this.ns}|${id}`);
     this.setList(this.state.conversations.filter((c) => c.id !== id));
     if (this.state.conversationId !== id) return;
+    this.tell(id, why);
+    // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
+    // the others open it (and are told why, if the fresh one reached them first).
+    // The replacement is recorded in IndexedDB, which tabs see at once (localStorage may lag).
+    await withLock(`chatkeep-current|${this.currentKey}`, async () => {
+      if (this.state.conversationId !== id) return;
+      const key = `${this.ns}|replaced|${id}`;
+      const replaced = this.options.sessionScope === "tab" ? null : await storage.getCache(key);
+      if (replaced) await this.open(replaced.by);
+      else {
+        const by = await this.newConversation();
+        await storage.putCache({ key, ns: this.ns, list: true, by, touched: Date.now() }).catch(() => {});
+        this.broadcast({ type: "lost", id, why });
+      }
+    });
+  }
+
+  /** Say once that conversation `id` is gone and a new one was started. */
+  tell(/** @type {string} */ id, /** @type {"expired"|"deleted"} */ why) {
+    if (this.told.has(id)) return;
+    this.told.add(id);
     this.notify(
       why === "expired"
         ? "This conversation expired, so a new one was started."
         : "This conversation was deleted elsewhere, so a new one was started.",
       "warning",
     );
-    // Tabs sharing the current id all learn this at once: the first starts the fresh conversation,
-    // the others open it.
-    await withLock(`chatkeep-current|${this.currentKey}`, async () => {
-      const stored = readStorage(this.sessions, this.currentKey);
-      if (this.state.conversationId !== id) return;
-      if (this.options.sessionScope !== "tab" && stored && stored !== id) await this.open(stored);
-      else await this.newConversation();
-    });
   }
 
   /**
@@ -774,7 +796,7 @@ export class ChatkeepClient {
     await this.enqueue({ kind: "create", conversationId: id, body, conversation });
     writeStorage(this.sessions, this.currentKey, id);
     this.held = new Held();
-    this.set({ conversationId: id, conversation: freezeConversation(conversation), hasMore: false, source: null });
+    this.set({ conversationId: id, conversation: freezeConversation(conversation), hasMore: false, source: null, stored: false });
     this.emitMessages();
     this.setList([conversation, ...this.state.conversations]);
     this.broadcast({ type: "current", workspace: this.state.workspace, id });
@@ -786,7 +808,7 @@ export class ChatkeepClient {
   /** Switch to another workspace: its own current conversation and list. @param {string} workspace */
   async setWorkspace(workspace) {
     if (workspace === this.state.workspace) return;
-    this.set({ workspace, conversationId: null, conversation: null, conversations: Object.freeze([]), recent: Object.freeze([]) });
+    this.set({ workspace, conversationId: null, conversation: null, stored: false, conversations: Object.freeze([]), recent: Object.freeze([]) });
     this.held = new Held();
     this.emitMessages();
     this.live.resubscribe();
@@ -1071,6 +1093,7 @@ export class ChatkeepClient {
     this.applyConversation(body);
     if (body.id === this.state.conversationId) {
       this.loadedId = body.id;
+      this.set({ stored: true });
       this.live.follow(true); // it exists now: follow it
     }
   }
@@ -1118,12 +1141,19 @@ export class ChatkeepClient {
       if (changed) this.emitMessages();
       this.set({ pending: countSends(outbox) });
       await this.refreshOptimistic();
+      // another tab created the conversation this one shows (its flush ran there): read and follow it
+      if (id && !this.state.stored && !outbox.some((e) => e.kind === "create" && e.conversationId === id)) {
+        this.open(id, { painted: true }).catch(() => {});
+      }
     } else if (data.type === "acked") {
       this.acked(data.conversationId, data.messages);
     } else if (data.type === "current" && this.options.sessionScope !== "tab") {
       if (data.workspace === this.state.workspace && data.id !== this.state.conversationId) {
+        this.left = this.state.conversationId;
         this.open(data.id).catch(() => {});
       }
+    } else if (data.type === "lost" && (data.id === this.state.conversationId || data.id === this.left)) {
+      this.tell(data.id, data.why);
     }
   }
 
@@ -1421,7 +1451,9 @@ class Live {
     const c = this.client;
     const id = c.state.conversationId;
     if (!id || (c.state.conversation && c.state.conversation.mode === "local")) return;
-    const { body } = await c.http.request("GET", `/v1/conversations/${encodeURIComponent(id)}/messages?after=${c.held.finalSeq()}&limit=200`);
+    if (c.loadedId !== id) return c.sync(); // not read from the server yet: its latest page first
+    const after = c.held.finalSeq() || (c.state.conversation ? c.state.conversation.last_seq : 0);
+    const { body } = await c.http.request("GET", `/v1/conversations/${encodeURIComponent(id)}/messages?after=${after}&limit=200`);
     if (c.state.conversationId !== id) return;
     let changed = false;
     for (const m of body.messages) changed = c.held.put(m) || changed;
@@ -1477,9 +1509,13 @@ class Live {
       return;
     }
     if (f.type === "error") {
-      // A subscription refused: not created yet (the outbox creates it, then follows it again), or
-      // gone (its event, the heartbeat or the next open says so).
-      if (typeof f.id === "string" && f.id === `follow:${this.following}`) this.following = null;
+      // A subscription refused: it is followed only once the server has answered for it, so it is
+      // gone meanwhile (deleted or expired while this socket was not there to hear it): reading it
+      // again says which, and starts afresh.
+      if (typeof f.id === "string" && f.id === `follow:${this.following}`) {
+        this.following = null;
+        if (f.code === "not_found" || f.code === "expired") c.sync();
+      }
       return;
     }
     const cid = f.conversation_id;
