@@ -278,6 +278,8 @@ async def run(
     env = {
         "CHATKEEP_DURABLE_URL": f"sqlite:///{tmp}/realtime.db",
         "CHATKEEP_USER_RATE_PER_SECOND": "0",
+        "CHATKEEP_WS_MAX_SOCKETS_PER_USER": "0",  # every follower is the same user
+        "CHATKEEP_MAX_CONNECTIONS": "0",  # 10,000 sockets, and HTTP appends besides
         "CHATKEEP_LOG_LEVEL": "warning",
     }
     command = [sys.executable, str(ROOT / "bench" / "serve.py"), implementation]

@@ -134,6 +134,14 @@ class RedisProcess:
             self.process.wait(30)
         self.process = None
 
+    def kill(self) -> None:
+        """An abrupt end (SIGKILL): only what the append-only file already holds survives (with
+        `appendfsync always`, everything Redis acknowledged)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+        self.process = None
+
     def _ping(self) -> bool:
         done = subprocess.run(
             ["redis-cli", "-p", str(self.port), "PING"], capture_output=True, text=True, timeout=10

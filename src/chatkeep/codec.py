@@ -6,11 +6,13 @@ validates against its schema, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import orjson
 
+from chatkeep.errors import InvalidInput
 from chatkeep.models import Conversation, Event, Message, Usage
 
 _seconds: dict[int, str] = {}
@@ -29,6 +31,42 @@ def iso(ms: int | None) -> str | None:
             _seconds.clear()
         prefix = _seconds[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return f"{prefix}.{millis:03d}Z"
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidInput(
+                    f"the JSON object has the key {key[:64]!r} more than once",
+                    code="duplicate_key",
+                    field=key[:64],
+                )
+            seen.add(key)
+    return obj
+
+
+_strict = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON from a client, refusing what other parsers would read differently: bytes that are
+    not UTF-8 (no other encoding is guessed, no byte order mark skipped) and an object with a key
+    twice (which value counts depends on the parser). Raises InvalidInput (`invalid_json`,
+    `duplicate_key`). NaN and Infinity are read, and refused where free-form JSON is checked."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("the JSON is not valid UTF-8", code="invalid_json") from None
+    try:
+        return _strict.decode(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not valid JSON: {exc.msg} at {exc.pos}", code="invalid_json") from None
+    except RecursionError:
+        raise InvalidInput("the JSON is nested too deeply", code="invalid_json") from None
 
 
 def usage_json(usage: Usage) -> dict[str, int]:

@@ -49,6 +49,17 @@ class Settings(BaseSettings):
         description="When Redis is unreachable: keep ephemeral writes in memory and replay them "
         "(`fallback`), or answer 503 (`refuse`).",
     )
+    outage_journal_max_bytes: int = Field(
+        128 * MIB,
+        ge=1 * KIB,
+        description="Bytes of writes an instance holds during a Redis outage; past it writes answer 503.",
+    )
+    outage_journal_tenant_share: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="Share of the outage journal one tenant may fill; past it its writes answer 503.",
+    )
     dev_mode: bool | None = Field(
         None,
         description="Demo tenant and /v1/dev/token. Default: on when bound to loopback, off otherwise.",
@@ -62,6 +73,21 @@ class Settings(BaseSettings):
         2.0, gt=0, le=600, description="How long the echo assistant takes to stream a reply."
     )
     log_level: str = Field("info", description="Log level of the server.")
+    request_read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A request must arrive whole (line, headers, body) within this long of its first "
+        "byte, or the server answers 408 and closes the connection (slowloris).",
+    )
+    keep_alive_timeout_seconds: float = Field(
+        5.0, gt=0, description="An idle keep-alive connection is closed after this long."
+    )
+    max_connections: int = Field(
+        20_000,
+        ge=0,
+        description="Open connections (WebSockets included) past which new HTTP requests answer 503 "
+        "(0: no limit).",
+    )
 
     # limits
     max_body_bytes: int = Field(1 * MIB, ge=1 * KIB, description="Largest request body.")
@@ -79,6 +105,15 @@ class Settings(BaseSettings):
         LimitPolicy.REJECT, description="At the message limit: `reject` new messages or `trim` the oldest."
     )
     max_batch_messages: int = Field(100, ge=1, description="Messages in one batch append.")
+    memory_max_bytes: int | None = Field(
+        256 * MIB,
+        ge=1,
+        description="Bytes this process may hold for `none` conversations and in-memory `ephemeral` ones "
+        "(no Redis), all tenants together; past it writes answer 507 storage_full.",
+    )
+    memory_max_tenant_bytes: int | None = Field(
+        32 * MIB, ge=1, description="The same budget, for one tenant."
+    )
     max_page_size: int = Field(200, ge=1, description="Largest page of messages or conversations.")
     user_rate_per_second: float = Field(20.0, ge=0, description="Sustained requests per user token (0: off).")
     user_rate_burst: int = Field(100, ge=1, description="Burst allowance per user token.")
@@ -97,7 +132,33 @@ class Settings(BaseSettings):
     ws_auth_timeout_seconds: float = Field(
         10.0, gt=0, description="Time a new WebSocket has to authenticate."
     )
+    ws_max_pending_deltas: int = Field(
+        16,
+        ge=1,
+        description="`stream.delta` frames of one WebSocket being stored at once; the socket is not read "
+        "further until one is done.",
+    )
+    ws_max_sockets_per_user: int = Field(
+        20, ge=0, description="Open WebSockets per user token, per instance (0: no cap)."
+    )
+    ws_max_sockets_per_key: int = Field(
+        1_000, ge=0, description="Open WebSockets per tenant API key, per instance (0: no cap)."
+    )
+    ws_max_subscriptions: int = Field(
+        200, ge=0, description="Conversations and workspaces one WebSocket may follow (0: no cap)."
+    )
     token_max_age_seconds: int = Field(86_400, ge=60, description="Lifetime of tokens from /v1/dev/token.")
+    max_token_lifetime_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="Longest accepted lifetime (exp - iat) of a user token (a tenant may set its own).",
+    )
+    auth_failure_rate_per_second: float = Field(
+        1.0, ge=0, description="Sustained failed authentications per client address (0: off)."
+    )
+    auth_failure_burst: int = Field(
+        20, ge=1, description="Burst of failed authentications per client address."
+    )
 
     @property
     def loopback(self) -> bool:

@@ -11,9 +11,14 @@ class ChatkeepError(Exception):
 
     code = "error"
 
-    def __init__(self, detail: str, *, code: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, public: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        # What a client may be told when `detail` is for the log only (server errors: it may name
+        # a store's host or a driver); None means the generic message of the status.
+        self.public = public
         if code is not None:
             self.code = code
         self.extra = extra
@@ -79,6 +84,12 @@ class QuotaExceeded(ChatkeepError):
     """A count limit is reached (conversations per tenant or user, messages per conversation)."""
 
     code = "quota_exceeded"
+
+
+class StorageFull(ChatkeepError):
+    """A byte budget of data held in memory is used up: the write is refused and changes nothing."""
+
+    code = "storage_full"
 
 
 class RateLimited(ChatkeepError):

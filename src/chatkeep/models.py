@@ -7,15 +7,24 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 # One rule for every identifier a client can choose or a token can carry (tenant, workspace, user,
 # conversation and message ids): letters, digits and `_ . @ + -`, starting with a letter, digit or `_`,
 # at most 128 characters. No `/`, `:`, braces, spaces or control characters, so an id is safe in a
 # URL path, a SQL key, a Redis key with a hash tag and a log line.
 ID_MAX_LENGTH = 128
-ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.@+\-]{0,127}$"
-ID_RE = re.compile(ID_PATTERN)
+_ID_BODY = r"[A-Za-z0-9_][A-Za-z0-9_.@+\-]{0,127}"
+# For OpenAPI and pydantic, whose regex engine reads `$` as the end of the text.
+ID_PATTERN = rf"^{_ID_BODY}$"
+_ID_RE = re.compile(_ID_BODY)
+
+
+def is_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a valid identifier, whole. The one check of ids and id claims: a full
+    match, since `$` under `re.match` also accepts a trailing newline (`"alice\\n"`)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
 
 JSONValue = Any
 JSONObject = dict[str, Any]
@@ -74,12 +83,15 @@ class TenantSettings:
     default_mode: Mode = Mode.DURABLE
     ephemeral_ttl_seconds: int | None = None
     pinned_never_expire: bool | None = None
+    # Longest accepted lifetime of a user token of this tenant (exp - iat).
+    max_token_lifetime_seconds: int | None = None
 
     def to_json(self) -> JSONObject:
         return {
             "default_mode": self.default_mode.value,
             "ephemeral_ttl_seconds": self.ephemeral_ttl_seconds,
             "pinned_never_expire": self.pinned_never_expire,
+            "max_token_lifetime_seconds": self.max_token_lifetime_seconds,
         }
 
     @classmethod
@@ -89,6 +101,7 @@ class TenantSettings:
             default_mode=Mode(data.get("default_mode", Mode.DURABLE.value)),
             ephemeral_ttl_seconds=data.get("ephemeral_ttl_seconds"),
             pinned_never_expire=data.get("pinned_never_expire"),
+            max_token_lifetime_seconds=data.get("max_token_lifetime_seconds"),
         )
 
 
@@ -100,6 +113,9 @@ class Tenant:
     token_secret: str
     created_at: int
     settings: TenantSettings = field(default_factory=TenantSettings)
+    # After a secret rotation the previous secret still verifies tokens until this time (epoch ms).
+    previous_token_secret: str | None = None
+    previous_secret_expires_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +201,9 @@ class AppendResult:
 class AppendOutcome:
     conversation: Conversation
     results: list[AppendResult]
+    # The seqs were given while the store's server was unreachable and may still change when the
+    # writes are replayed (several instances; see the README's outage contract).
+    provisional: bool = False
 
     @property
     def created_count(self) -> int:

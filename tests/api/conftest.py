@@ -68,6 +68,7 @@ async def running_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api]:
         "dev_mode": True,
         "user_rate_per_second": 0,
         "key_rate_per_second": 0,
+        "auth_failure_rate_per_second": 0,
     }
     settings = Settings(**{**values, **overrides})
     services = Services.from_settings(settings)

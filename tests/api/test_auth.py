@@ -84,8 +84,11 @@ async def test_a_rotated_key_stops_working(api: Api) -> None:
     assert (await api.client.get("/v1/conversations", headers=auth(rotated.api_key))).status_code == 200
 
 
+DEV_TOKEN = "http://127.0.0.1/v1/dev/token"  # handed out to a loopback Host only
+
+
 async def test_dev_token_works_for_the_demo_tenant(api: Api) -> None:
-    response = await api.client.get("/v1/dev/token", params={"user": "zoe", "workspace": "docs"})
+    response = await api.client.get(DEV_TOKEN, params={"user": "zoe", "workspace": "docs"})
     assert response.status_code == 200
     token = response.json()
     assert (token["tenant"], token["user"], token["workspaces"]) == ("demo", "zoe", ["docs"])
@@ -105,7 +108,7 @@ async def test_dev_token_is_refused_when_dev_mode_is_off(tmp_path: Path) -> None
         assert (response.status_code, response.json()["code"]) == (403, "dev_mode_off")
         assert await api.services.tenants.list_tenants() == []  # no demo tenant either
     async with running_api(tmp_path / "forced", host="0.0.0.0", dev_mode=True) as api:
-        assert (await api.client.get("/v1/dev/token")).status_code == 200
+        assert (await api.client.get(DEV_TOKEN)).status_code == 200
 
 
 async def test_rate_limit_answers_429_with_retry_after_per_caller(tmp_path: Path) -> None:

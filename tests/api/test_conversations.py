@@ -28,9 +28,10 @@ async def test_create_answers_201_with_etag_location_and_defaults(api: Api) -> N
 
 async def test_retrying_a_create_returns_the_existing_conversation(api: Api) -> None:
     headers = await api.user()
-    first = await api.conversation(headers, id="chosen-id", title="first")
+    cid = str(uuid.uuid4())
+    first = await api.conversation(headers, id=cid, title="first")
     retry = await api.client.post(
-        "/v1/conversations", json={"workspace": "w1", "id": "chosen-id", "title": "second"}, headers=headers
+        "/v1/conversations", json={"workspace": "w1", "id": cid, "title": "second"}, headers=headers
     )
     assert retry.status_code == 200
     assert retry.json() == first
@@ -39,10 +40,9 @@ async def test_retrying_a_create_returns_the_existing_conversation(api: Api) -> 
 async def test_an_id_taken_by_another_user_is_a_conflict(api: Api) -> None:
     tenant, _ = await api.tenant()
     alice, bob = auth(api.token(tenant, "alice")), auth(api.token(tenant, "bob"))
-    await api.conversation(alice, id="shared-id", title="alice's")
-    response = await api.client.post(
-        "/v1/conversations", json={"workspace": "w1", "id": "shared-id"}, headers=bob
-    )
+    cid = str(uuid.uuid4())
+    await api.conversation(alice, id=cid, title="alice's")
+    response = await api.client.post("/v1/conversations", json={"workspace": "w1", "id": cid}, headers=bob)
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "conversation_exists"

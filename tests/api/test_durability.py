@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests import services
-from tests.conftest import drop_schema, report, unique
+from tests.conftest import drop_schema, report
 from tests.server import ServerProcess
 
 
@@ -31,7 +31,7 @@ async def test_every_acknowledged_message_survives_sigkill(durable_url: str, tmp
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
         token = (await client.get("/v1/dev/token", params={"user": "kill-test"})).json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
-        cid = unique("c")
+        cid = str(uuid.uuid4())
         assert (
             await client.post("/v1/conversations", json={"workspace": "w", "id": cid}, headers=headers)
         ).status_code == 201

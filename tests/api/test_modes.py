@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -161,12 +162,15 @@ async def test_an_id_is_unique_across_stores(tmp_path: Path, redis_url: str) -> 
     async with running_api(tmp_path, ephemeral_url=redis_url) as api:
         tenant, _ = await api.tenant()
         ann, bob = auth(api.token(tenant, "ann")), auth(api.token(tenant, "bob"))
-        await api.conversation(ann, id="shared", mode="durable")
+        cid = str(uuid.uuid4())
+        await api.conversation(ann, id=cid, mode="durable")
         clash = await api.client.post(
-            "/v1/conversations", json={"workspace": "w1", "id": "shared", "mode": "ephemeral"}, headers=bob
+            "/v1/conversations", json={"workspace": "w1", "id": cid, "mode": "ephemeral"}, headers=bob
         )
         assert (clash.status_code, clash.json()["code"]) == (409, "conversation_exists")
-        retry = await api.client.post(
-            "/v1/conversations", json={"workspace": "w1", "id": "shared", "mode": "ephemeral"}, headers=ann
+        other_mode = await api.client.post(
+            "/v1/conversations", json={"workspace": "w1", "id": cid, "mode": "ephemeral"}, headers=ann
         )
+        assert (other_mode.status_code, other_mode.json()["code"]) == (409, "conversation_exists")
+        retry = await api.client.post("/v1/conversations", json={"workspace": "w1", "id": cid}, headers=ann)
         assert retry.status_code == 200 and retry.json()["mode"] == "durable"  # the existing one

@@ -62,7 +62,9 @@ def test_replies_are_cut_into_a_few_words_that_join_back_exactly() -> None:
 
 async def test_the_echo_assistant_streams_a_reply_to_each_user_message(tmp_path: Path) -> None:
     async with running_api(tmp_path, demo_assistant="echo", demo_assistant_seconds=0.2) as api:
-        token = (await api.client.get("/v1/dev/token", params={"user": "ann"})).json()["token"]
+        token = (await api.client.get("http://127.0.0.1/v1/dev/token", params={"user": "ann"})).json()[
+            "token"
+        ]
         headers = auth(token)
         cid = str(uuid.uuid4())
         created = await api.client.post(

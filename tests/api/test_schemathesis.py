@@ -6,6 +6,11 @@ documented, match its schema and content type, and none may be a server error.
 
 from __future__ import annotations
 
+import random
+import re
+import subprocess
+import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +27,14 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chatkeep.api.app import create_app
 from chatkeep.config import Settings
-from chatkeep.models import ID_RE
+from chatkeep.models import is_id
 from tests.conftest import report
 from tests.server import ServerProcess
 
 EXAMPLES_PER_OPERATION = 30
+CLI_MAX_EXAMPLES = 30
 CASES_SENT: Counter[str] = Counter()
-KNOWN_IDS = [f"known-{i}" for i in range(6)]
+KNOWN_IDS = [str(uuid.uuid4()) for _ in range(6)]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +43,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env = {
         "CHATKEEP_DURABLE_URL": f"sqlite:///{tmp}/fuzz.db",
         "CHATKEEP_USER_RATE_PER_SECOND": "0",
+        "CHATKEEP_AUTH_FAILURE_RATE_PER_SECOND": "0",
         "CHATKEEP_LOG_LEVEL": "warning",
     }
     with ServerProcess(env, tmp / "server.log") as server:
@@ -53,7 +60,7 @@ def known_conversations(context: Any, path_parameters: dict[str, Any]) -> st.Sea
     """Half of the cases address conversations that exist, so the deep paths are fuzzed too. An id
     generated to break the schema is left alone, so negative cases stay negative."""
     generated = path_parameters.get("conversation_id") if path_parameters else None
-    if not isinstance(generated, str) or not ID_RE.match(generated):
+    if not is_id(generated):
         return st.just(path_parameters)
     return st.one_of(
         st.just(path_parameters),
@@ -140,3 +147,32 @@ def test_the_fuzzing_sent_a_few_hundred_cases() -> None:
     report(f"schemathesis: {sum(CASES_SENT.values())} generated requests over {len(CASES_SENT)} operations")
     assert set(CASES_SENT) == operations
     assert sum(CASES_SENT.values()) >= 300
+
+
+def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(tmp_path: Path) -> None:
+    """The schemathesis command line against a live server, every check and every phase (stateful
+    included), as `make test` runs it. Its settings (tests/api/schemathesis.toml) name the statuses a
+    schema-valid request may still get, each documented on its routes."""
+    env = {
+        "CHATKEEP_DURABLE_URL": f"sqlite:///{tmp_path}/cli-fuzz.db",
+        "CHATKEEP_USER_RATE_PER_SECOND": "0",
+        "CHATKEEP_AUTH_FAILURE_RATE_PER_SECOND": "0",
+        "CHATKEEP_LOG_LEVEL": "warning",
+    }
+    seed = random.randrange(1_000_000)
+    with ServerProcess(env, tmp_path / "server.log") as server:
+        token = httpx.get(f"{server.url}/v1/dev/token", params={"user": "cli-fuzzer"}).json()["token"]
+        command = [
+            sys.executable, "-m", "schemathesis.cli",
+            "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+            "run", f"{server.url}/openapi.json",
+            "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
+            "--max-examples", str(CLI_MAX_EXAMPLES), "--seed", str(seed),
+            "--header", f"Authorization: Bearer {token}", "--no-color",
+        ]  # fmt: skip
+        # Run in the test's directory: schemathesis keeps a cache where it runs.
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    report(f"schemathesis CLI (--checks all, 4 phases, seed {seed}): {summary.group(0) if summary else '?'}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert summary is not None and int(summary.group(1)) >= 1_000

@@ -88,7 +88,8 @@ def test_local_conversations_stay_in_the_browser_until_moved(demo: Demo, api: Ap
     wait_shown(page, lambda ms: [m["content"] for m in ms] == ["only here", "and here"])
     record = api.conversation(cid).json()
     assert (record["mode"], record["message_count"]) == ("local", 0)
-    assert api.messages(cid) == []  # the server holds the record only
+    held = api.client.get(f"/v1/conversations/{cid}/messages")  # the server holds the record only
+    assert (held.status_code, held.json()["code"]) == (409, "local_only")
     page.reload()
     assert wait_ready(page) == cid
     assert [m["content"] for m in wait_shown(page, lambda ms: len(ms) == 2)] == ["only here", "and here"]

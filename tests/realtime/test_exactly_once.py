@@ -273,7 +273,7 @@ async def test_frames_are_measured_in_bytes(small_frames: ServerProcess, chars: 
 
 async def test_everyone_leaving_at_once_is_quiet(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    async with live_server(tmp_path) as live:
+    async with live_server(tmp_path, ws_max_sockets_per_user=0) as live:  # 150 sockets of one user
         tenant = await live.tenant()
         token = live.token(tenant, "ann")
         cid = (await live.conversation(token))["id"]

@@ -225,25 +225,31 @@ async def test_a_failing_handler_closes_1011_and_leaves_nothing_behind(
         assert (await client.next())["type"] == "ack"
 
 
-async def test_stream_deltas_over_the_socket_are_not_rate_limited(tmp_path: Path) -> None:
-    async with live_server(tmp_path, user_rate_per_second=1, user_rate_burst=5) as live:
+async def test_stream_deltas_over_the_socket_count_against_the_rate(tmp_path: Path) -> None:
+    """Every frame costs a request: the connect, the append, and each delta (tests/hardening has the
+    floods)."""
+    async with live_server(tmp_path, user_rate_per_second=0.001, user_rate_burst=12) as live:
         tenant = await live.tenant()
         token = live.token(tenant, "ann")
-        c = await live.conversation(token)
-        async with live.socket(token) as client:
+        c = await live.conversation(token)  # 1 (REST)
+        async with live.socket(token) as client:  # 2
             reply = {"id": "r", "role": "assistant", "status": "streaming"}
-            await client.send(type="append", id="open", conversation_id=c["id"], message=reply)
+            await client.send(type="append", id="open", conversation_id=c["id"], message=reply)  # 3
             assert (await client.until(lambda f: f.get("id") == "open"))["type"] == "ack"
             for i in range(40):
                 await client.send(
                     type="stream.delta", id=f"d{i}", conversation_id=c["id"], message_id="r", text="tok "
                 )
-            last = await client.until(lambda f: f.get("id") == "d39")
-            assert (last["type"], last["length"]) == ("ack", 160)
-            for i in range(10):  # other frames do count
-                await client.send(type="ping", id=f"p{i}")
-            frames = [await client.next() for _ in range(10)]
-            assert any(f["type"] == "error" and f["code"] == "rate_limited" for f in frames)
+            by_id = {}
+            while len(by_id) < 40:
+                frame = await client.next()
+                by_id[frame["id"]] = frame
+            answers = [by_id[f"d{i}"] for i in range(40)]
+            assert [a["type"] for a in answers] == ["ack"] * 9 + ["error"] * 31
+            assert {a["code"] for a in answers[9:]} == {"rate_limited"}
+            assert answers[8]["length"] == 36
+            await client.send(type="ping", id="p")
+            assert (await client.next())["code"] == "rate_limited"
 
 
 async def test_chatkeep_serves_sockets_with_direct_frame_writes(live: Live) -> None:

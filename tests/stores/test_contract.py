@@ -75,6 +75,23 @@ async def test_tenant_create_get_by_id_and_key_list_update(store: Store) -> None
     assert await store.get_tenant_by_key_hash(tenant.api_key_hash) is None
 
 
+async def test_a_rotated_tenant_keeps_its_previous_secret_and_token_lifetime(store: Store) -> None:
+    tenant = Tenant(id=unique("t"), name="R", api_key_hash=unique("h"), token_secret="new", created_at=1)
+    await store.create_tenant(tenant)
+    assert (await store.get_tenant(tenant.id)) == tenant
+    rotated = dataclasses.replace(
+        tenant,
+        token_secret="newer",
+        previous_token_secret="new",
+        previous_secret_expires_at=1_700_000_000_123,
+        settings=TenantSettings(max_token_lifetime_seconds=3_600),
+    )
+    await store.update_tenant(rotated)
+    assert await store.get_tenant(tenant.id) == rotated
+    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) == rotated
+    assert [t for t in await store.list_tenants() if t.id == tenant.id] == [rotated]
+
+
 async def test_tenant_id_is_unique_and_update_needs_existing(store: Store) -> None:
     tenant = Tenant(id=unique("t"), name="A", api_key_hash=unique("h"), token_secret="s", created_at=1)
     await store.create_tenant(tenant)
@@ -122,6 +139,17 @@ async def test_create_refuses_a_live_duplicate_id_but_other_tenants_may_use_it(
     theirs = await store.create_conversation(conv(other, "same-id", title="theirs"))
     assert theirs.tenant == other
     assert await store.get_conversation(tenant, "same-id") == first
+
+
+async def test_create_generated_stores_like_create_and_checks_limits(store: Store, tenant: str) -> None:
+    stored = await store.create_generated(conv(tenant, title="generated"), max_per_user=2)
+    assert (stored.title, stored.version, stored.last_seq) == ("generated", 1, 0)
+    assert await store.get_conversation(tenant, stored.id) == stored
+    await store.create_generated(conv(tenant), max_per_user=2)
+    with pytest.raises(QuotaExceeded):
+        await store.create_generated(conv(tenant), max_per_user=2)
+    with pytest.raises(Conflict):
+        await store.create_generated(conv(tenant, stored.id))
 
 
 async def test_get_of_unknown_or_other_tenants_conversation_is_not_found(store: Store, tenant: str) -> None:
@@ -323,7 +351,7 @@ async def test_append_with_a_known_id_returns_the_stored_message_unchanged(store
     c = await store.create_conversation(conv(tenant))
     first = (await store.append_messages(tenant, c.id, [msg("m1", "original")])).results[0].message
     for _ in range(10):
-        outcome = await store.append_messages(tenant, c.id, [msg("m1", "retried with other text")])
+        outcome = await store.append_messages(tenant, c.id, [msg("m1", "original")])
         assert outcome.results[0].created is False
         assert outcome.results[0].message == first
     current = await store.get_conversation(tenant, c.id)
@@ -331,10 +359,64 @@ async def test_append_with_a_known_id_returns_the_stored_message_unchanged(store
     assert [m.content for m in (await store.read_messages(current)).messages] == ["original"]
 
 
+async def test_a_known_id_with_other_content_is_a_conflict_that_stores_nothing(
+    store: Store, tenant: str
+) -> None:
+    c = await store.create_conversation(conv(tenant))
+    parts = [{"type": "text", "text": "hi"}, 3, 1.5, None]
+    stored = await store.append_messages(
+        tenant, c.id, [msg("m1", "original", parts=parts, metadata={"k": [1, "v"]})]
+    )
+    first = stored.results[0].message
+    same = msg("m1", "original", parts=parts, metadata={"k": [1, "v"]})
+    differing = [
+        dataclasses.replace(same, content="other text"),
+        dataclasses.replace(same, role=Role.ASSISTANT),
+        dataclasses.replace(same, parts=None),
+        dataclasses.replace(same, parts=[*parts, 4]),
+        dataclasses.replace(same, metadata={"k": [1, "w"]}),
+        dataclasses.replace(same, metadata=None),
+    ]
+    for other in differing:
+        for batch in ([other], [msg("fresh-1"), other], [other, msg("fresh-2")]):
+            with pytest.raises(Conflict) as err:
+                await store.append_messages(tenant, c.id, batch)
+            assert err.value.code == "message_id_conflict"
+            assert err.value.extra["message"] == first
+    current = await store.get_conversation(tenant, c.id)
+    assert current == stored.conversation  # nothing stored, not even activity
+    assert [m.id for m in (await store.read_messages(current)).messages] == ["m1"]
+    replay = await store.append_messages(tenant, c.id, [msg("fresh-3"), same])
+    assert [(r.message.id, r.created) for r in replay.results] == [("fresh-3", True), ("m1", False)]
+    assert replay.results[1].message == first
+
+
+async def test_one_id_twice_in_a_batch_with_different_content_is_a_conflict(
+    store: Store, tenant: str
+) -> None:
+    c = await store.create_conversation(conv(tenant))
+    with pytest.raises(Conflict) as err:
+        await store.append_messages(tenant, c.id, [msg("x", "one"), msg("y"), msg("x", "two")])
+    assert err.value.code == "message_id_conflict"
+    assert (await store.get_conversation(tenant, c.id)).last_seq == 0
+
+
+async def test_a_retried_stream_opening_replays_after_the_reply_grew(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant))
+    opening = NewMessage(id="r", role=Role.ASSISTANT, content="He", status=MessageStatus.STREAMING)
+    await store.append_messages(tenant, c.id, [opening])
+    await store.extend_message(tenant, c.id, "r", "llo")
+    replay = await store.append_messages(tenant, c.id, [opening])
+    assert replay.results[0].created is False and replay.results[0].message.content == "Hello"
+    with pytest.raises(Conflict) as err:
+        await store.append_messages(tenant, c.id, [dataclasses.replace(opening, content="Hi")])
+    assert err.value.code == "message_id_conflict"
+
+
 async def test_batch_mixing_known_new_and_repeated_ids(store: Store, tenant: str) -> None:
     c = await store.create_conversation(conv(tenant))
     await store.append_messages(tenant, c.id, [msg("a")])
-    outcome = await store.append_messages(tenant, c.id, [msg("b"), msg("a"), msg("c"), msg("b", "again")])
+    outcome = await store.append_messages(tenant, c.id, [msg("b"), msg("a"), msg("c"), msg("b")])
     assert [(r.message.id, r.message.seq, r.created) for r in outcome.results] == [
         ("b", 2, True),
         ("a", 1, False),

@@ -28,7 +28,7 @@ async def test_a_conversations_keys_share_a_hash_tag_and_one_expiry() -> None:
     await store.connect()
     client = aioredis.Redis.from_url(services.REDIS_URL, decode_responses=True)
     try:
-        await store.create_conversation(conv("t1", "c1", ttl_ms=60_000))
+        await store.create_generated(conv("t1", "c1", ttl_ms=60_000))  # as for an id the server made
         await store.append_messages("t1", "c1", [NewMessage(id="m1", role=Role.USER, content="hi")])
         keys = sorted([k async for k in client.scan_iter(match=f"{prefix}:*")])
         own = [k for k in keys if "{t1:c1}" in k]
@@ -88,7 +88,7 @@ async def test_a_stream_interrupted_during_an_outage_is_interrupted_in_redis_aft
     await store.connect()
     try:
         assert store.degraded
-        await store.create_conversation(conv("t1", "c1", ttl_ms=60_000))
+        await store.create_generated(conv("t1", "c1", ttl_ms=60_000))  # as for an id the server made
         reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
         await store.append_messages("t1", "c1", [reply])
         await store.extend_message("t1", "c1", "r", "half a")
@@ -102,9 +102,8 @@ async def test_a_stream_interrupted_during_an_outage_is_interrupted_in_redis_aft
         except RuntimeError as exc:
             services.unavailable(f"cannot start a redis-server: {exc}")
         async with asyncio.timeout(15):
-            while store.degraded:
+            while store.degraded or store.pending:  # back, and the journal replayed in the background
                 await asyncio.sleep(0.05)
-        assert store.pending == 0
         replayed = await store.primary.get_conversation("t1", "c1")
         (message,) = (await store.primary.read_messages(replayed)).messages
         assert (message.content, message.status) == ("half a", MessageStatus.INTERRUPTED)

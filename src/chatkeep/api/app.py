@@ -11,10 +11,11 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from chatkeep import __version__
-from chatkeep.api import problems, ws
+from chatkeep.api import docs, problems, ws
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
-from chatkeep.api.middleware import BodyLimit, RequestMetrics
+from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
+from chatkeep.api.openapi import document
 from chatkeep.api.routes import conversations, dev, health, messages, pages, sessions
 from chatkeep.api.routes import settings as settings_routes
 from chatkeep.config import Settings
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by api/docs.py, with its assets
         redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
     )
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     problems.install(app)
     for module in (conversations, messages, sessions, settings_routes, dev, health, pages):
         app.include_router(module.router)
+    docs.install(app, "/openapi.json")
+    app.add_middleware(StrictJson)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
@@ -78,33 +81,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            app.openapi_schema = _document_required_if_match(_problem_media_type(schema))
+            app.openapi_schema = document(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-def _problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Document error answers as `application/problem+json`, which is what they are sent as."""
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status.startswith(("4", "5")) and "application/json" in content:
-                    content[problems.PROBLEM_MEDIA_TYPE] = content.pop("application/json")
-    return schema
-
-
-def _document_required_if_match(schema: dict[str, Any]) -> dict[str, Any]:
-    """If-Match is optional to the framework (so that its absence answers 428, not 422) but
-    required by the API, and documented so."""
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for parameter in operation.get("parameters", []):
-                if parameter.get("in") == "header" and parameter.get("name", "").lower() == "if-match":
-                    parameter["required"] = True
-                    variants = parameter["schema"].pop("anyOf", None)
-                    if variants:  # drop the null variant of `str | None`
-                        parameter["schema"].update(next(v for v in variants if v.get("type") != "null"))
-    return schema

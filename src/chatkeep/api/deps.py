@@ -61,7 +61,8 @@ async def get_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Principal:
     services: Services = request.app.state.services
-    principal = await services.auth.authenticate(credentials.credentials if credentials else None)
+    address = request.client.host if request.client else None
+    principal = await services.authenticate(credentials.credentials if credentials else None, address)
     services.check_rate(principal)
     return principal
 

@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # Totals a store counts itself, as last added to the counters: (counter name, store) -> total
+    counted: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -40,6 +42,44 @@ class Metrics:
             "1 while the store's server is unreachable and a stand-in serves",
             ["store"],
             registry=r,
+        )
+        self.outage_bytes = Gauge(
+            "chatkeep_outage_journal_bytes",
+            "Bytes of writes held in the outage journal (its budget: CHATKEEP_OUTAGE_JOURNAL_MAX_BYTES)",
+            ["store"],
+            registry=r,
+        )
+        self.outage_conversations = Gauge(
+            "chatkeep_outage_pending_conversations",
+            "Conversations with writes waiting to be replayed",
+            ["store"],
+            registry=r,
+        )
+        self.outage_replayed = Counter(
+            "chatkeep_outage_replayed_writes",
+            "Journaled writes replayed into the store",
+            ["store"],
+            registry=r,
+        )
+        self.outage_failures = Counter(
+            "chatkeep_outage_replay_failures",
+            "Journaled writes the store refused on replay (logged; acknowledged but not stored)",
+            ["store"],
+            registry=r,
+        )
+        self.outage_seq_changes = Counter(
+            "chatkeep_outage_seq_changes",
+            "Messages stored at another seq than their (provisional) acknowledgement said",
+            ["store"],
+            registry=r,
+        )
+        self.memory_held = Gauge(
+            "chatkeep_memory_bytes_held",
+            "Bytes held in this process for `none` and in-memory `ephemeral` conversations",
+            registry=r,
+        )
+        self.memory_budget = Gauge(
+            "chatkeep_memory_bytes_budget", "The process's budget for those bytes (0: unbounded)", registry=r
         )
         self.fallback_pending = Gauge(
             "chatkeep_fallback_pending_writes",

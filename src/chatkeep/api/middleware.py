@@ -1,4 +1,4 @@
-"""ASGI middleware: request body limit and request metrics."""
+"""ASGI middleware: request body limit, strict JSON bodies and request metrics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chatkeep import codec
 from chatkeep.api.metrics import Metrics
-from chatkeep.api.problems import problem
-from chatkeep.errors import TooLarge
+from chatkeep.api.problems import problem, problem_for
+from chatkeep.errors import ChatkeepError, InvalidInput, TooLarge
 
 
 class BodyLimit:
@@ -48,6 +49,53 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class StrictJson:
+    """Refuse a JSON body that is ambiguous (a key twice, bytes not UTF-8) with 400, before any route
+    reads it: the framework's parser would keep the last of two keys and guess other encodings.
+    Bodies the framework reads as JSON are checked: those sent as `application/json`, `+json`, or
+    with no content type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _json_body(scope):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        body = bytearray()
+        try:
+            while True:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            if body:
+                codec.loads(bytes(body))
+        except InvalidInput as exc:  # the body cannot be read one way only
+            await problem(400, exc.code, exc.detail)(scope, receive, send)
+            return
+        except ChatkeepError as exc:  # the body limit tripped
+            await problem_for(exc)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _json_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return True
 
 
 class RequestMetrics:

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from chatkeep import codec
 from chatkeep.errors import (
     ChatkeepError,
     ConfigError,
@@ -27,12 +28,14 @@ from chatkeep.errors import (
     PreconditionRequired,
     QuotaExceeded,
     RateLimited,
+    StorageFull,
     StoreUnavailable,
     TooLarge,
     Unauthenticated,
     UnsupportedMediaType,
     VersionMismatch,
 )
+from chatkeep.models import Message
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("chatkeep.api")
@@ -48,6 +51,7 @@ STATUSES: list[tuple[type[ChatkeepError], int]] = [
     (QuotaExceeded, 409),
     (Conflict, 409),
     (RateLimited, 429),
+    (StorageFull, 507),
     (UnsupportedMediaType, 415),
     (InvalidInput, 422),
     (StoreUnavailable, 503),
@@ -56,6 +60,22 @@ STATUSES: list[tuple[type[ChatkeepError], int]] = [
 
 # WebSocket close codes (4000-4999 are the application's): 4000 + the HTTP status where one fits.
 CLOSE_CODES: list[tuple[type[ChatkeepError], int]] = [(cls, 4000 + status) for cls, status in STATUSES]
+
+
+# What clients are told of a server-side failure; the error's own detail goes to the log only.
+PUBLIC_DETAILS = {
+    503: "a backing store is unavailable right now; retry shortly",
+    500: "the server cannot do this; the error has been logged",
+}
+
+
+def public_detail(exc: ChatkeepError) -> str:
+    """The detail a client sees: the error's own for a client error, a generic one (or the error's
+    `public` text) for a server error, whose detail may name hosts, users or drivers."""
+    status = status_for(exc)
+    if status < 500:
+        return exc.detail
+    return exc.public or PUBLIC_DETAILS.get(status, PUBLIC_DETAILS[500])
 
 
 def status_for(exc: ChatkeepError) -> int:
@@ -89,8 +109,11 @@ def problem_for(exc: ChatkeepError) -> JSONResponse:
         headers["ETag"] = etag(exc.current_version)
     elif isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="chatkeep"'
-    extra = {k: v for k, v in exc.extra.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    return problem(status, exc.code, exc.detail, headers=headers, **extra)
+    extra: dict[str, Any] = {
+        k: v for k, v in exc.extra.items() if isinstance(v, (str, int, float, bool)) or v is None
+    }
+    extra.update({k: codec.message_json(v) for k, v in exc.extra.items() if isinstance(v, Message)})
+    return problem(status, exc.code, public_detail(exc), headers=headers, **extra)
 
 
 def etag(version: int) -> str:
@@ -103,7 +126,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ChatkeepError)
     async def chatkeep_error(_request: Request, exc: ChatkeepError) -> JSONResponse:
         if status_for(exc) >= 500:
-            log.warning("%s: %s", exc.code, exc.detail)
+            log.warning("%s %s: %s: %s", _request.method, _request.url.path, exc.code, exc.detail)
         return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)

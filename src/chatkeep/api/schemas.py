@@ -31,7 +31,12 @@ def _integer(value: Any) -> Any:
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, examples=["c-42"])]
 TokenCount = Annotated[int, Field(ge=0, le=1_000_000_000), BeforeValidator(_integer)]
 TEXT_NOTE = "Text must not contain NUL characters or unpaired surrogates."
-Title = Annotated[StrictStr, Field(max_length=MAX_TITLE_CHARS, description=TEXT_NOTE)]
+# Documented, not enforced here: the service refuses NUL with its own code (invalid_text).
+TEXT_PATTERN = r"^[^\x00]*$"
+TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN}
+Title = Annotated[
+    StrictStr, Field(max_length=MAX_TITLE_CHARS, description=TEXT_NOTE, json_schema_extra=TEXT_SCHEMA)
+]
 # At least one visible character, no control characters.
 TAG_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
 Tag = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TAG_CHARS, pattern=TAG_PATTERN)]
@@ -80,7 +85,7 @@ class ConversationUpdate(StrictModel):
 class MessageCreate(StrictModel):
     id: Id | None = Field(None, description="Client message id; a retry with the same id is stored once.")
     role: Role
-    content: StrictStr = Field("", description=TEXT_NOTE)
+    content: StrictStr = Field("", description=TEXT_NOTE, json_schema_extra=TEXT_SCHEMA)
     parts: list[Any] | None = Field(None, description="Structured parts (free-form JSON).")
     metadata: dict[str, Any] | None = Field(None, description="Free-form JSON object.")
     usage: UsageIn | None = None
@@ -90,7 +95,7 @@ class MessageCreate(StrictModel):
 
 
 class DeltaCreate(StrictModel):
-    text: StrictStr = Field(max_length=65_536, description=TEXT_NOTE)
+    text: StrictStr = Field(max_length=65_536, description=TEXT_NOTE, json_schema_extra=TEXT_SCHEMA)
     offset: Annotated[int, Field(ge=0, le=10**9), BeforeValidator(_integer)] | None = Field(
         None,
         description="The content length (in characters) the writer has sent before this text. With it a "
@@ -153,6 +158,14 @@ class Message(BaseModel):
     created_at: datetime
 
 
+class AppendedMessage(Message):
+    provisional: bool | None = Field(
+        None,
+        description="Only in the answer to an append during a Redis outage with several instances: "
+        "the seq may still change; the final one arrives as a `message.created` event.",
+    )
+
+
 class ConversationWithMessages(Conversation):
     messages: list[Message] = Field(description="The latest messages, oldest first.")
     has_more_messages: bool = Field(description="Older messages exist; page with GET .../messages?before=.")
@@ -175,6 +188,9 @@ class AppendResult(BaseModel):
 
 class BatchResult(BaseModel):
     results: list[AppendResult]
+    provisional: bool | None = Field(
+        None, description="The seqs may still change (see `AppendedMessage.provisional`)."
+    )
 
 
 class Heartbeat(BaseModel):
@@ -222,11 +238,17 @@ class PersistenceSettings(BaseModel):
 
 
 class PersistenceSettingsUpdate(StrictModel):
-    default_mode: Mode
+    """The settings to change (at least one); omitted fields keep their value, null restores the
+    server's default."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # Not nullable: leave it out to keep it. The None default only marks "not sent".
+    default_mode: Mode = None  # type: ignore[assignment]
     ephemeral_ttl_seconds: Annotated[int, Field(ge=1, le=365 * 86_400), BeforeValidator(_integer)] | None = (
-        Field(None, description="Omit for the server's default.")
+        Field(None, description="null: the server's default.")
     )
-    pinned_never_expire: StrictBool | None = Field(None, description="Omit for the server's default.")
+    pinned_never_expire: StrictBool | None = Field(None, description="null: the server's default.")
 
 
 # -- WebSocket frames (client to server); see api/websocket.py ----------------------------------------

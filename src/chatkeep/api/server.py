@@ -2,7 +2,8 @@
 
 WebSockets run chatkeep's protocol (api/wsprotocol.py): uvicorn's `websockets-sansio` one with direct
 frame writes for fan-out and less memory per idle socket; the README's benchmark compares it with
-uvicorn's stock implementations. Per-message compression is off: chat frames are small, and
+uvicorn's stock implementations. HTTP runs uvicorn's httptools protocol with a deadline for a
+request to arrive (api/httpprotocol.py). Per-message compression is off: chat frames are small, and
 compressing per socket would make every follower's bytes its own (and cost ~40 KiB of zlib state per
 socket).
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from chatkeep.api.httpprotocol import http_protocol
 from chatkeep.api.wsprotocol import WebSocketProtocol
 from chatkeep.config import Settings
 
@@ -27,5 +29,8 @@ def uvicorn_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Co
         "ws": WebSocketProtocol,
         "ws_max_size": settings.max_body_bytes,
         "ws_per_message_deflate": False,
+        "http": http_protocol(settings.request_read_timeout_seconds),
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        "limit_concurrency": settings.max_connections or None,
     }
     return uvicorn.Config(app, **{**options, **overrides})

@@ -127,6 +127,34 @@ async def tenants_rotate_key(services: Services, tenant_id: str) -> None:
     click.echo(f"api key: {rotated.api_key}")
 
 
+@tenants.command("rotate-secret")
+@click.argument("tenant_id")
+@click.option(
+    "--overlap",
+    default=86_400,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds during which tokens signed with the old secret still verify (0: none).",
+)
+@with_services
+async def tenants_rotate_secret(services: Services, tenant_id: str, overlap: int) -> None:
+    """Give a tenant a new token secret and print it; the old one verifies for --overlap seconds."""
+    rotated = await services.tenants.rotate_secret(tenant_id, overlap)
+    click.echo(f"token secret: {rotated.token_secret}")
+    click.echo(f"The previous secret is accepted for {overlap} more seconds.", err=True)
+
+
+@tenants.command("token-lifetime")
+@click.argument("tenant_id")
+@click.argument("seconds", type=click.IntRange(min=60), required=False)
+@with_services
+async def tenants_token_lifetime(services: Services, tenant_id: str, seconds: int | None) -> None:
+    """Set the longest lifetime of TENANT_ID's user tokens (omit SECONDS for the server's setting)."""
+    tenant = await services.tenants.set_token_lifetime(tenant_id, seconds)
+    shown = tenant.settings.max_token_lifetime_seconds
+    click.echo(f"max token lifetime: {shown if shown is not None else 'server setting'}")
+
+
 @main.command()
 @click.argument("tenant_id")
 @click.argument("user")

@@ -8,17 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatkeep.config import Settings
+from chatkeep.errors import Unauthenticated
 from chatkeep.events import EventBus, open_bus
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
-from chatkeep.service.realtime import Hub
+from chatkeep.service.realtime import Hub, SocketQuotas
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
-from chatkeep.stores import Store, open_ephemeral, open_store
+from chatkeep.stores import ByteBudget, Store, open_ephemeral, open_store
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Services:
     sweeper: Sweeper
     user_rate: RateLimiter
     key_rate: RateLimiter
+    auth_failures: RateLimiter
+    memory: ByteBudget
     assistant: EchoAssistant | None = None
 
     @classmethod
@@ -46,15 +49,27 @@ class Services:
         events: EventBus | None = None,
     ) -> Services:
         """Construct everything (no I/O). Ready-made stores or buses may be injected."""
+        # One budget bounds every store that holds data in this process's memory.
+        memory = ByteBudget(settings.memory_max_bytes, settings.memory_max_tenant_bytes)
         durable = durable or open_store(settings.durable_url)
         ephemeral = ephemeral or open_ephemeral(
-            settings.ephemeral_url, refuse_on_outage=settings.ephemeral_outage == "refuse"
+            settings.ephemeral_url,
+            refuse_on_outage=settings.ephemeral_outage == "refuse",
+            journal_max_bytes=settings.outage_journal_max_bytes,
+            journal_tenant_share=settings.outage_journal_tenant_share,
+            shared=settings.events_url is not None,  # a shared event bus: several instances
+            budget=memory,
         )
-        router = StoreRouter(durable, ephemeral, open_store("memory://"))
+        router = StoreRouter(durable, ephemeral, open_store("memory://", budget=memory))
         bus = events or open_bus(settings.events_url)
-        auth = Authenticator(durable)
+        auth = Authenticator(
+            durable,
+            max_token_lifetime_seconds=settings.max_token_lifetime_seconds,
+            dev_mode=settings.dev_enabled,
+        )
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
+        ephemeral.watch_reseq(chat.republish)
         tenants = TenantService(durable, auth)
         streams = StreamService(chat)
         assistant = (
@@ -71,10 +86,21 @@ class Services:
             chat=chat,
             streams=streams,
             assistant=assistant,
-            hub=Hub(bus, chat, page_size=settings.max_page_size),
+            hub=Hub(
+                bus,
+                chat,
+                page_size=settings.max_page_size,
+                quotas=SocketQuotas(
+                    per_user=settings.ws_max_sockets_per_user,
+                    per_key=settings.ws_max_sockets_per_key,
+                    subscriptions=settings.ws_max_subscriptions,
+                ),
+            ),
             sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
             user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
             key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
+            auth_failures=RateLimiter(settings.auth_failure_rate_per_second, settings.auth_failure_burst),
+            memory=memory,
         )
 
     async def start(self, *, migrate: bool = True) -> None:
@@ -107,6 +133,22 @@ class Services:
                 await store.migrate()
             finally:
                 await store.close()
+
+    async def authenticate(self, credential: str | None, address: str | None) -> Principal:
+        """The caller behind `credential`. Failed attempts (a credential that does not verify) are
+        charged to the client address, and an address past its allowance is refused with
+        `RateLimited` before its credential is even looked at: guessing costs the guesser. A token
+        verified moments ago still passes (checking it reads nothing), so users who share an
+        address with a guesser keep working."""
+        if not credential or self.auth.verified(credential):  # nothing is read for these
+            return await self.auth.authenticate(credential)
+        where = address or "unknown"
+        self.auth_failures.guard(where)
+        try:
+            return await self.auth.authenticate(credential)
+        except Unauthenticated:
+            self.auth_failures.charge(where)
+            raise
 
     def check_rate(self, principal: Principal) -> None:
         """Raise `RateLimited` when this caller has used up its request allowance."""

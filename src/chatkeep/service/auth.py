@@ -12,12 +12,16 @@ from typing import Any
 import jwt
 
 from chatkeep.errors import Forbidden, Unauthenticated
-from chatkeep.models import ID_RE, Conversation, Scope, Tenant
+from chatkeep.models import Conversation, Scope, Tenant, is_id
 from chatkeep.stores.base import Store
 
 API_KEY_PREFIX = "ck_"
 TOKEN_ALGORITHM = "HS256"
 ALL_WORKSPACES = "*"
+# The tenant of dev mode: its tokens are handed out to anyone who asks, so they count only while
+# dev mode is on (a token minted on a laptop must not work once the server is public).
+DEMO_TENANT = "demo"
+DEFAULT_MAX_TOKEN_LIFETIME = 7 * 86_400
 
 
 def new_api_key() -> str:
@@ -114,9 +118,17 @@ class Authenticator:
     key or secret takes at most that long to stop working on every instance."""
 
     def __init__(
-        self, store: Store, *, cache_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        store: Store,
+        *,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_token_lifetime_seconds: int = DEFAULT_MAX_TOKEN_LIFETIME,
+        dev_mode: bool = False,
     ) -> None:
         self._store = store
+        self._max_lifetime = max_token_lifetime_seconds
+        self._dev_mode = dev_mode
         self._clock = clock
         self._cache_seconds = cache_seconds
         self._by_key = _TTLCache(cache_seconds, clock)
@@ -124,6 +136,12 @@ class Authenticator:
         # Verified tokens: a browser sends the same token on every request, and verifying it (two
         # decodes and an HMAC) is most of authentication's cost. Kept no longer than tenants are.
         self._tokens: dict[str, tuple[float, int, Principal]] = {}
+
+    def verified(self, credential: str) -> bool:
+        """Whether `credential` is a user token this process verified recently and still holds:
+        accepting it again reads nothing."""
+        cached = self._tokens.get(credential)
+        return cached is not None and self._clock() < cached[0] and time.time() < cached[1]
 
     def forget(self) -> None:
         """Drop cached tenants and tokens (after this process changed a tenant)."""
@@ -174,27 +192,66 @@ class Authenticator:
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not a valid JWT", code="invalid_token") from None
         tenant_id = unverified.get("tenant") if isinstance(unverified, dict) else None
-        if not isinstance(tenant_id, str) or not ID_RE.match(tenant_id):
+        if not isinstance(tenant_id, str) or not is_id(tenant_id):
             raise Unauthenticated("the token has no valid 'tenant' claim", code="invalid_token")
         tenant = await self.tenant(tenant_id)
         if tenant is None:
             raise Unauthenticated("the token's tenant is unknown", code="invalid_token")
+        if tenant.id == DEMO_TENANT and not self._dev_mode:
+            raise Unauthenticated(
+                "tokens of the demo tenant work only while the server runs in dev mode", code="dev_mode_off"
+            )
+        claims = _verified(token, tenant)
+        self._check_lifetime(claims, tenant)
+        user = claims["sub"]
+        if not isinstance(user, str) or not is_id(user):
+            raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
+        principal = Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
+        return principal, int(claims["exp"])
+
+    def _check_lifetime(self, claims: dict[str, Any], tenant: Tenant) -> None:
+        """Refuse a token valid for longer than the tenant's (or the server's) maximum lifetime,
+        counted from its `iat`, or from now when it has none or one in the future."""
+        limit = tenant.settings.max_token_lifetime_seconds or self._max_lifetime
+        issued = claims.get("iat")
+        now = time.time()
+        start = min(issued, now) if isinstance(issued, int | float) else now
+        if claims["exp"] - start > limit:
+            raise Unauthenticated(
+                f"the token is valid for longer than {limit} s, the longest lifetime this tenant accepts; "
+                "mint tokens with a shorter 'exp'",
+                code="token_lifetime",
+                limit=limit,
+            )
+
+
+def verifying_secrets(tenant: Tenant, now: float) -> list[str]:
+    """The secrets a token of `tenant` may be signed with: the current one, and the previous one
+    until its overlap window after a rotation ends."""
+    previous, until = tenant.previous_token_secret, tenant.previous_secret_expires_at
+    if previous and until is not None and now * 1000 < until:
+        return [tenant.token_secret, previous]
+    return [tenant.token_secret]
+
+
+def _verified(token: str, tenant: Tenant) -> dict[str, Any]:
+    """The claims of a token signed with one of the tenant's secrets, checked for expiry."""
+    for secret in verifying_secrets(tenant, time.time()):
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                tenant.token_secret,
+                secret,
                 algorithms=[TOKEN_ALGORITHM],
                 options={"require": ["exp", "sub", "tenant"]},
             )
+            return claims
+        except jwt.InvalidSignatureError:
+            continue
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired; get a new one", code="token_expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token was rejected: {exc}", code="invalid_token") from None
-        user = claims["sub"]
-        if not isinstance(user, str) or not ID_RE.match(user):
-            raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
-        principal = Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
-        return principal, int(claims["exp"])
+    raise Unauthenticated("the token was rejected: Signature verification failed", code="invalid_token")
 
 
 def _workspaces(claim: object) -> frozenset[str] | None:
@@ -208,6 +265,6 @@ def _workspaces(claim: object) -> frozenset[str] | None:
         )
     if ALL_WORKSPACES in claim:
         return None
-    if not all(ID_RE.match(w) for w in claim):
+    if not all(is_id(w) for w in claim):
         raise Unauthenticated("the token's 'workspaces' claim holds an invalid id", code="invalid_token")
     return frozenset(claim)

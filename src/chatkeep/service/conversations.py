@@ -19,6 +19,7 @@ from chatkeep.models import (
     EventType,
     JSONObject,
     JSONValue,
+    Message,
     MessagePage,
     MessageStatus,
     Mode,
@@ -29,6 +30,7 @@ from chatkeep.models import (
 from chatkeep.service.auth import Principal
 from chatkeep.service.cursors import decode_cursor
 from chatkeep.service.events import conversation_event, created_event
+from chatkeep.service.ids import check_random_id
 from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits
 from chatkeep.service.routing import StoreRouter
@@ -40,7 +42,7 @@ from chatkeep.service.validation import (
     check_tags,
     check_text,
 )
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Store, local_only
 
 DEFAULT_PAGE = 50
 
@@ -108,7 +110,7 @@ class ChatService:
         mode = spec.mode or p.tenant.settings.default_mode
         conversation = Conversation(
             tenant=p.tenant.id,
-            id=check_id(spec.id, "conversation id") if spec.id is not None else str(uuid.uuid4()),
+            id=self._id_for_create(p, spec.id),
             workspace=workspace,
             user=user,
             mode=mode,
@@ -121,9 +123,12 @@ class ChatService:
         )
         store = self.stores.for_mode(mode)
         try:
-            if await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
+            # a generated id is unguessable: no other store can hold it (nor need be asked, which
+            # keeps creates working while one of them is unreachable)
+            if spec.id is not None and await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
                 raise Conflict("taken", code="conversation_exists")
-            created = await store.create_conversation(
+            create = store.create_conversation if spec.id is not None else store.create_generated
+            created = await create(
                 conversation,
                 max_per_tenant=await self._room(
                     self.limits.max_conversations_per_tenant, p.tenant.id, None, store
@@ -134,7 +139,7 @@ class ChatService:
             )
         except Conflict:
             existing = await self._visible_or_none(p, conversation.id)
-            if existing is not None and existing.workspace == workspace:
+            if existing is not None and _same_create(existing, conversation, spec.mode):
                 return existing, False
             raise Conflict(
                 f"conversation id {conversation.id!r} is taken; choose another or omit it",
@@ -149,6 +154,13 @@ class ChatService:
         if limit is None:
             return None
         return max(0, limit - await self.stores.count(tenant, user, besides=store))
+
+    @staticmethod
+    def _id_for_create(p: Principal, requested: str | None) -> str:
+        if requested is None:
+            return str(uuid.uuid4())
+        check_id(requested, "conversation id")
+        return requested if p.is_tenant_key else check_random_id(requested)
 
     def _owner_for_create(self, p: Principal, requested: str | None) -> str:
         if p.user is not None:
@@ -211,7 +223,7 @@ class ChatService:
             if filters.text
             else None,
             limit=self._page_size(limit),
-            after=decode_cursor(cursor) if cursor else None,
+            after=decode_cursor(cursor) if cursor is not None else None,
         )
         return await self.stores.list(query)
 
@@ -347,8 +359,16 @@ class ChatService:
                 raise InvalidInput(f"'{name}' must be a seq >= 0", code="invalid_query")
         size = self._page_size(limit)
         conversation = await self.get_conversation(p, conversation_id)
+        if conversation.mode is Mode.LOCAL:  # its messages live in the browser: none to page
+            raise local_only(conversation.id)
         store = self.stores.for_mode(conversation.mode)
         return await store.read_messages(conversation, before=before, after=after, limit=size)
+
+    async def republish(self, conversation: Conversation, messages: list[Message]) -> None:
+        """Messages acknowledged with a provisional seq, now stored at another: `message.created`
+        again, with the final seq."""
+        for message in messages:
+            await self.events.publish(created_event(conversation, message))
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -362,6 +382,16 @@ class ChatService:
 
     async def _publish(self, kind: EventType, conversation: Conversation) -> None:
         await self.events.publish(conversation_event(kind, conversation))
+
+
+def _same_create(existing: Conversation, wanted: Conversation, mode: Mode | None) -> bool:
+    """Whether a create of an id that exists is a retry of the one that made it: same workspace and
+    owner, and no other persistence mode asked for. Anything else is a different request (409)."""
+    return (
+        existing.workspace == wanted.workspace
+        and existing.user == wanted.user
+        and (mode is None or mode is existing.mode)
+    )
 
 
 def _opening_status(status: MessageStatus) -> MessageStatus:

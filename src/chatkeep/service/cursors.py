@@ -1,41 +1,33 @@
-"""Opaque cursors for the conversation list."""
+"""Cursors for the conversation list: a position in the list order, `<pinned>.<last activity>.<id>`
+(pinned 0 or 1, last activity in epoch milliseconds, then the conversation id).
+
+Every string that matches CURSOR_PATTERN is a valid position, so the API document can say exactly
+which cursors are accepted; a cursor only ever narrows a query the caller may already run.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import re
 
 from chatkeep.errors import InvalidInput
-from chatkeep.models import ID_RE, ConversationCursor
+from chatkeep.models import ConversationCursor
+
+CURSOR_PATTERN = r"^[01]\.(0|[1-9][0-9]{0,17})\.[A-Za-z0-9_][A-Za-z0-9_.@+\-]{0,127}$"
+CURSOR_RE = re.compile(CURSOR_PATTERN)
+CURSOR_MAX_LENGTH = 2 + 19 + 128
 
 
 def encode_cursor(cursor: ConversationCursor | None) -> str | None:
-    """An opaque, URL-safe token for a position in the conversation list."""
+    """A URL-safe token for a position in the conversation list."""
     if cursor is None:
         return None
-    raw = json.dumps([int(cursor.pinned), cursor.last_activity_at, cursor.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return f"{int(cursor.pinned)}.{cursor.last_activity_at}.{cursor.id}"
 
 
 def decode_cursor(token: str) -> ConversationCursor:
-    bad = InvalidInput(
-        "the cursor is not one this service issued; start again without it", code="invalid_cursor"
-    )
-    if len(token) > 512:
-        raise bad
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        pinned, last_activity_at, conversation_id = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
-        raise bad from None
-    if (
-        pinned not in (0, 1)
-        or not isinstance(last_activity_at, int)
-        or isinstance(last_activity_at, bool)
-        or not isinstance(conversation_id, str)
-        or not ID_RE.match(conversation_id)
-        or not 0 <= last_activity_at < 2**62
-    ):
-        raise bad
-    return ConversationCursor(bool(pinned), last_activity_at, conversation_id)
+    if not CURSOR_RE.fullmatch(token):
+        raise InvalidInput(
+            "the cursor is not one this service issued; start again without it", code="invalid_cursor"
+        )
+    pinned, last_activity_at, conversation_id = token.split(".", 2)
+    return ConversationCursor(pinned == "1", int(last_activity_at), conversation_id)

@@ -59,15 +59,29 @@ class RateLimiter:
 
     def check(self, caller: str) -> None:
         """Take one token for `caller`, or raise `RateLimited` with the seconds until one is free."""
+        self.guard(caller)
+        self.charge(caller)
+
+    def guard(self, caller: str) -> None:
+        """Raise `RateLimited` if `caller` has no token left, without taking one."""
         if self.rate <= 0:
             return
+        tokens = self._tokens(caller)
+        if tokens < 1.0:
+            wait = (1.0 - tokens) / self.rate
+            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
+
+    def charge(self, caller: str) -> None:
+        """Take one token for `caller` (none left: the bucket stays empty)."""
+        if self.rate <= 0:
+            return
+        self._buckets[caller] = (max(0.0, self._tokens(caller) - 1.0), self._clock())
+        if len(self._buckets) > self._max:
+            self._buckets.popitem(last=False)
+
+    def _tokens(self, caller: str) -> float:
         now = self._clock()
         tokens, updated = self._buckets.pop(caller, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
-        if tokens < 1.0:
-            self._buckets[caller] = (tokens, now)
-            wait = (1.0 - tokens) / self.rate
-            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
-        self._buckets[caller] = (tokens - 1.0, now)
-        if len(self._buckets) > self._max:
-            self._buckets.popitem(last=False)
+        self._buckets[caller] = (tokens, now)
+        return tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from chatkeep.errors import InvalidInput, NotFound
+from chatkeep.errors import Forbidden, InvalidInput, NotFound
 from chatkeep.models import Conversation, ConversationCursor, Mode, now_ms
 from chatkeep.service.auth import Principal
 from chatkeep.service.conversations import ChatService, ListFilters
@@ -38,7 +38,10 @@ async def cleanup(chat: ChatService, p: Principal, request: Cleanup) -> list[Con
     """Delete the caller's conversations that the strategy selects (with a tenant key: those of
     `user`, or of every user); returns what was deleted. `specific` deletes the named ids whatever
     their mode; `all` and `inactive` (last activity older than `idle_seconds`) take conversations of
-    the requested modes, sessions by default."""
+    the requested modes, sessions by default. A user token naming another `user` is refused
+    (`Forbidden`, code `user_mismatch`) rather than answered with nothing deleted."""
+    if p.user is not None and request.user is not None and request.user != p.user:
+        raise Forbidden("a user token cleans up its own user's sessions only", code="user_mismatch")
     if request.strategy is Strategy.SPECIFIC:
         if len(request.ids) > MAX_SPECIFIC:
             raise InvalidInput(f"at most {MAX_SPECIFIC} ids at once", code="invalid_cleanup")

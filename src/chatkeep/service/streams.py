@@ -46,6 +46,14 @@ class StreamService:
     ) -> Extension:
         """Add text to a streaming message; returns once it is stored. With `offset` (the content
         length the writer has sent so far) a retried delta is not added twice."""
+        return await self.submit(p, conversation_id, message_id, text, offset=offset)
+
+    def submit(
+        self, p: Principal, conversation_id: str, message_id: str, text: str, *, offset: int | None = None
+    ) -> asyncio.Future[Extension]:
+        """`delta` without waiting: the delta is queued behind those submitted before it (stored in
+        that order) and the future is done once it is stored. Raises InvalidInput for a malformed
+        delta, queueing nothing."""
         check_id(conversation_id, "conversation id")
         check_id(message_id, "message id")
         check_text(text, "text")
@@ -62,7 +70,7 @@ class StreamService:
             writer.add_done_callback(self._writers.discard)
         else:
             waiting.append(delta)
-        return await delta.done
+        return delta.done
 
     async def _drain(self, p: Principal, key: tuple[str, str, str, str]) -> None:
         _, tenant, conversation_id, message_id = key
@@ -90,12 +98,14 @@ class StreamService:
                         extension = await self.chat.stores.run(tenant, conversation_id, extend)
                     except ChatkeepError as exc:
                         for d in group:
-                            d.done.set_exception(exc)
+                            if not d.done.done():  # not cancelled by a caller that left
+                                d.done.set_exception(exc)
                         continue
                     if extension.appended:
                         await self.chat.events.publish(delta_event(extension))
                     for d in group:
-                        d.done.set_result(extension)
+                        if not d.done.done():
+                            d.done.set_result(extension)
         finally:
             for leftover in self._waiting.pop(key, []):
                 if not leftover.done.done():

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from chatkeep.errors import Conflict, InvalidInput, NotFound
 from chatkeep.models import Tenant, TenantSettings, now_ms
-from chatkeep.service.auth import Authenticator, hash_key, issue_token, new_api_key, new_token_secret
+from chatkeep.service.auth import (
+    DEMO_TENANT,
+    Authenticator,
+    hash_key,
+    issue_token,
+    new_api_key,
+    new_token_secret,
+)
 from chatkeep.service.validation import check_id, check_text
 from chatkeep.stores.base import Store
 
-DEMO_TENANT = "demo"
+DEFAULT_SECRET_OVERLAP_SECONDS = 86_400
+__all__ = ["DEMO_TENANT", "NewTenant", "TenantService", "slug"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,49 @@ class TenantService:
         await self._store.update_tenant(rotated)
         self._auth.forget()
         return NewTenant(rotated, api_key)
+
+    async def rotate_secret(
+        self, tenant_id: str, overlap_seconds: int = DEFAULT_SECRET_OVERLAP_SECONDS
+    ) -> Tenant:
+        """Give the tenant a new token secret. Tokens signed with the old one keep working for
+        `overlap_seconds` (0: they stop now), so the tenant's backend can switch without logging
+        anyone out; the secret before that is forgotten."""
+        if overlap_seconds < 0:
+            raise InvalidInput("the overlap is a number of seconds >= 0", code="invalid_input")
+        tenant = await self.get(tenant_id)
+        rotated = replace(
+            tenant,
+            token_secret=new_token_secret(),
+            previous_token_secret=tenant.token_secret if overlap_seconds else None,
+            previous_secret_expires_at=now_ms() + overlap_seconds * 1000 if overlap_seconds else None,
+        )
+        await self._store.update_tenant(rotated)
+        self._auth.forget()
+        return rotated
+
+    async def set_token_lifetime(self, tenant_id: str, seconds: int | None) -> Tenant:
+        """Set the longest lifetime of the tenant's user tokens (None: the server's setting)."""
+        if seconds is not None and seconds < 60:
+            raise InvalidInput("a token lifetime is at least 60 seconds", code="invalid_input")
+        tenant = await self.get(tenant_id)
+        return await self.update_settings(
+            tenant, replace(tenant.settings, max_token_lifetime_seconds=seconds)
+        )
+
+    async def merge_settings(self, tenant: Tenant, changes: Mapping[str, object]) -> Tenant:
+        """Change the named persistence settings and keep the others. Nothing named is refused
+        (`InvalidInput`, code `empty_patch`): an empty change is a mistake, not a reset."""
+        known = {"default_mode", "ephemeral_ttl_seconds", "pinned_never_expire"}
+        if not changes:
+            raise InvalidInput("the body changes nothing: send at least one setting", code="empty_patch")
+        unknown = set(changes) - known
+        if unknown:
+            raise InvalidInput(f"unknown setting(s): {', '.join(sorted(unknown))}", code="invalid_input")
+        if "default_mode" in changes and changes["default_mode"] is None:
+            raise InvalidInput("'default_mode' cannot be null", code="invalid_input")
+        current = await self.get(tenant.id)  # not a cached copy: keep what others changed meanwhile
+        merged = replace(current.settings, **changes)  # type: ignore[arg-type]
+        return await self.update_settings(current, merged)
 
     async def update_settings(self, tenant: Tenant, settings: TenantSettings) -> Tenant:
         updated = replace(tenant, settings=settings)

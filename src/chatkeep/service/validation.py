@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from chatkeep.errors import InvalidInput, TooLarge
-from chatkeep.models import ID_MAX_LENGTH, ID_RE, NewMessage
+from chatkeep.models import ID_MAX_LENGTH, NewMessage, is_id
 
 MAX_TITLE_CHARS = 200
 MAX_TAGS = 20
@@ -20,7 +20,7 @@ MAX_JSON_DEPTH = 32
 
 
 def check_id(value: str, what: str) -> str:
-    if not ID_RE.match(value):
+    if not is_id(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise InvalidInput(
             f"{what} {shown!r} is not a valid id: use 1-{ID_MAX_LENGTH} letters, digits or _ . @ + -, "

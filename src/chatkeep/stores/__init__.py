@@ -9,6 +9,7 @@ from typing import Any
 
 from chatkeep.errors import ConfigError
 from chatkeep.stores.base import Store
+from chatkeep.stores.budget import ByteBudget
 from chatkeep.stores.url import StoreURL
 
 # scheme -> (class path, driver module, extra that installs the driver)
@@ -44,17 +45,33 @@ def open_store(url: str | StoreURL, **kwargs: Any) -> Store:
     return store
 
 
-def open_ephemeral(url: str | None, *, refuse_on_outage: bool = False) -> Store:
-    """The store for ephemeral conversations: memory when no URL is given; a Redis store behind a
-    FallbackStore (so an outage loses no acknowledged write, or refuses writes) for redis URLs."""
+def open_ephemeral(
+    url: str | None,
+    *,
+    refuse_on_outage: bool = False,
+    journal_max_bytes: int = 128 * 1024 * 1024,
+    journal_tenant_share: float = 0.25,
+    shared: bool = False,
+    budget: ByteBudget | None = None,
+) -> Store:
+    """The store for ephemeral conversations: memory when no URL is given (bounded by `budget`); a
+    Redis store behind a FallbackStore (so an outage loses no acknowledged write, or refuses writes)
+    for redis URLs.
+    `shared`: other instances use the same Redis (their seqs given during an outage are provisional)."""
     if not url:
-        return open_store("memory://")
+        return open_store("memory://", budget=budget)
     store = open_store(url)
     if StoreURL.parse(url).scheme.startswith("redis"):
         from chatkeep.stores.fallback import FallbackStore
 
-        return FallbackStore(store, refuse=refuse_on_outage)
+        return FallbackStore(
+            store,
+            refuse=refuse_on_outage,
+            journal_max_bytes=journal_max_bytes,
+            tenant_share=journal_tenant_share,
+            shared=shared,
+        )
     return store
 
 
-__all__ = ["BACKENDS", "Store", "StoreURL", "open_ephemeral", "open_store"]
+__all__ = ["BACKENDS", "ByteBudget", "Store", "StoreURL", "open_ephemeral", "open_store"]

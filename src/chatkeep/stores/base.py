@@ -10,7 +10,7 @@ service passes the limits and the policy in. The pure parts of those writes (`pl
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from chatkeep.errors import Conflict, QuotaExceeded, TooLarge
@@ -116,6 +116,20 @@ class Store(ABC):
         creates never overshoot a limit.
         """
 
+    async def create_generated(
+        self,
+        conversation: Conversation,
+        *,
+        max_per_tenant: int | None = None,
+        max_per_user: int | None = None,
+    ) -> Conversation:
+        """`create_conversation` for an id the server generated (unguessable, so nobody else can
+        hold it). Stores answer both alike, except one that cannot check ids for a while: during an
+        outage of its server the FallbackStore accepts these and refuses client-chosen ids."""
+        return await self.create_conversation(
+            conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
+        )
+
     @abstractmethod
     async def get_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
@@ -169,6 +183,13 @@ class Store(ABC):
         """Remove the conversation and all its messages; return it as it was. Raises `NotFound` or
         `Expired`."""
 
+    def watch_reseq(  # noqa: B027 - most stores never change a seq they acknowledged
+        self, listener: Callable[[Conversation, list[Message]], Awaitable[None]]
+    ) -> None:
+        """Have `listener(conversation, messages)` called with messages stored at another seq than
+        their acknowledgement said (a provisional one, see `AppendOutcome.provisional`). Only a
+        store that acknowledges writes before its server stores them ever calls it."""
+
     # -- messages ---------------------------------------------------------------------------------
 
     @abstractmethod
@@ -186,8 +207,10 @@ class Store(ABC):
 
         Each new message gets the next `seq` (strictly increasing, no gap, no repeat, even under
         concurrent appenders) and `created_at` now. A message whose id the conversation already holds
-        (or that appears earlier in the same batch) is not stored again: its result is the stored
-        message unchanged, with `created` False. Appending never rewrites the conversation's history.
+        (or that appears earlier in the same batch) is not stored again: if it is the same message
+        (see `same_message`) its result is the stored message unchanged, with `created` False;
+        otherwise the whole append raises `Conflict` (code `message_id_conflict`, the stored message
+        in `extra["message"]`) and stores nothing. Appending never rewrites the conversation's history.
         Raises `NotFound`, `Expired`, or `QuotaExceeded` (code `message_limit`) when the policy is
         `reject` and the new messages would exceed `max_messages`; with `trim` the oldest messages are
         dropped instead and their seqs are never reused. A conversation of mode `local` keeps no
@@ -293,6 +316,44 @@ def local_only(conversation_id: str) -> Conflict:
     )
 
 
+def same_message(stored: Message | NewMessage, new: NewMessage) -> bool:
+    """Whether appending `new` under an id that holds `stored` is a retry of the same message: same
+    role, content, parts and metadata. A streaming reply grows after it is opened, so a retried
+    opening matches when the stored content starts with it. A trimmed message is no longer known
+    (only its id and seq are), so any retry of it matches."""
+    if stored.status is MessageStatus.TRIMMED:
+        return True
+    if (stored.role, stored.parts, stored.metadata) != (new.role, new.parts, new.metadata):
+        return False
+    if new.status is MessageStatus.STREAMING:
+        return stored.content.startswith(new.content)
+    return stored.content == new.content
+
+
+def check_replay(stored: Message, new: NewMessage) -> Message:
+    """`stored`, when `new` is a retry of it; `Conflict` (code `message_id_conflict`) otherwise."""
+    if not same_message(stored, new):
+        raise Conflict(
+            f"message id {new.id!r} is already stored with other content; a retry must send the same "
+            "message, and a new message needs a new id",
+            code="message_id_conflict",
+            message=stored,
+        )
+    return stored
+
+
+def check_batch(messages: Sequence[NewMessage]) -> None:
+    """Refuse a batch that names one id twice with different messages (`message_id_conflict`)."""
+    first: dict[str, NewMessage] = {}
+    for new in messages:
+        earlier = first.setdefault(new.id, new)
+        if earlier is not new and not same_message(earlier, new):
+            raise Conflict(
+                f"message id {new.id!r} appears twice in this batch with different content",
+                code="message_id_conflict",
+            )
+
+
 def check_appendable(conversation: Conversation) -> None:
     if conversation.mode is Mode.LOCAL:
         raise local_only(conversation.id)
@@ -313,6 +374,7 @@ def plan_append(
     messages (trimmed ones included).
     """
     check_appendable(conversation)
+    check_batch(messages)
     seen: dict[str, Message] = dict(existing)
     results: list[AppendResult] = []
     inserts: list[Message] = []
@@ -321,7 +383,7 @@ def plan_append(
     for new in messages:
         prior = seen.get(new.id)
         if prior is not None:
-            results.append(AppendResult(prior, created=False))
+            results.append(AppendResult(check_replay(prior, new), created=False))
             continue
         seq += 1
         message = Message(

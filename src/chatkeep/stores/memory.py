@@ -1,5 +1,6 @@
 """MemoryStore: everything in this process's dicts. For tests, `none`-mode conversations and
-deployments without Redis; gone when the process ends."""
+deployments without Redis; gone when the process ends. With a ByteBudget, what it holds is bounded:
+a write that would pass the budget raises `StorageFull` before it changes anything."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from chatkeep.stores.base import (
     touched,
     trimmed,
 )
+from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
 from chatkeep.stores.url import StoreURL
 
 
@@ -57,15 +59,25 @@ class _Entry:
     swept: bool = False
     # When each streaming message was last extended (seq -> ms).
     streaming: dict[int, int] = field(default_factory=dict)
+    # What this entry counts against the budget (see stores/budget.py).
+    size: int = 0
 
 
 class MemoryStore(Store):
     """Every method runs without awaiting in between its reads and writes, so each is atomic on the
     event loop without locks."""
 
-    def __init__(self, url: StoreURL | None = None, *, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        url: StoreURL | None = None,
+        *,
+        clock: Callable[[], int] = now_ms,
+        budget: ByteBudget | None = None,
+    ) -> None:
         self.url = url or StoreURL.parse("memory://")
         self._clock = clock
+        # Unbounded unless given one; a budget may be shared by several stores of the process.
+        self.budget = budget or ByteBudget()
         self._tenants: dict[str, Tenant] = {}
         self._entries: dict[tuple[str, str], _Entry] = {}
 
@@ -101,6 +113,16 @@ class MemoryStore(Store):
 
     # -- conversations ----------------------------------------------------------------------------
 
+    def _charge(self, entry: _Entry, delta: int) -> None:
+        """Count `delta` bytes more for this entry; raises `StorageFull` (counting nothing) past the
+        budget, so call it before changing anything."""
+        self.budget.change(entry.conversation.tenant, delta)
+        entry.size += delta
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key)
+        self._charge(entry, -entry.size)
+
     def _live(self, now: int) -> list[Conversation]:
         return [e.conversation for e in self._entries.values() if not is_expired(e.conversation, now)]
 
@@ -132,7 +154,11 @@ class MemoryStore(Store):
             max_per_user,
         )
         stored = fresh_conversation(conversation, now)
-        self._entries[key] = _Entry(stored)
+        entry = _Entry(stored)
+        self._charge(entry, conversation_size(stored))
+        if old is not None:
+            self._drop(key)
+        self._entries[key] = entry
         return stored
 
     async def get_conversation(
@@ -171,7 +197,9 @@ class MemoryStore(Store):
                 f"conversation {conversation_id!r} is at version {current.version}",
                 current_version=current.version,
             )
-        entry.conversation = apply_patch(current, patch, self._clock())
+        patched = apply_patch(current, patch, self._clock())
+        self._charge(entry, conversation_size(patched) - conversation_size(current))
+        entry.conversation = patched
         return entry.conversation
 
     async def touch_conversation(
@@ -186,7 +214,7 @@ class MemoryStore(Store):
         for key, entry in list(self._entries.items()):
             expires_at = entry.conversation.expires_at
             if entry.swept and expires_at is not None and expires_at + keep_ms <= now:
-                del self._entries[key]
+                self._drop(key)
         swept: list[ExpiredConversation] = []
         for entry in self._entries.values():
             if len(swept) >= limit:
@@ -195,6 +223,7 @@ class MemoryStore(Store):
             if entry.swept or c.expires_at is None or c.expires_at > now:
                 continue
             entry.swept = True
+            self._charge(entry, -sum(message_size(m) for m in entry.messages.values()))
             entry.messages.clear()
             entry.seq_by_id.clear()
             entry.streaming.clear()
@@ -205,7 +234,7 @@ class MemoryStore(Store):
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
         entry = self._entry(tenant, conversation_id, scope)
-        del self._entries[(tenant, conversation_id)]
+        self._drop((tenant, conversation_id))
         return entry.conversation
 
     def _message(self, entry: _Entry, message_id: str) -> Message:
@@ -230,6 +259,7 @@ class MemoryStore(Store):
         at, suffix = plan_extend(message, text, offset, max_bytes)
         if suffix:
             now = self._clock()
+            self._charge(entry, len(suffix.encode("utf-8", "surrogatepass")))
             message = replace(message, content=message.content + suffix)
             entry.messages[message.seq] = message
             entry.streaming[message.seq] = now
@@ -281,7 +311,19 @@ class MemoryStore(Store):
     def restore(self, conversation: Conversation) -> None:
         """Hold a conversation exactly as another store last had it (counters included, messages
         not), so that appends here continue its seqs. Used by FallbackStore during an outage."""
-        self._entries[(conversation.tenant, conversation.id)] = _Entry(conversation)
+        key = (conversation.tenant, conversation.id)
+        if key in self._entries:
+            self._drop(key)
+        entry = _Entry(conversation)
+        self._charge(entry, conversation_size(conversation))
+        self._entries[key] = entry
+
+    def forget(self, tenant: str, conversation_id: str) -> None:
+        """Drop a conversation held with `restore` (or created here) without a trace."""
+        self._entries.pop((tenant, conversation_id), None)
+
+    def now(self) -> int:
+        return self._clock()
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -300,10 +342,16 @@ class MemoryStore(Store):
         plan = plan_append(
             entry.conversation, existing, messages, self._clock(), max_messages=max_messages, policy=policy
         )
+        dropped = {}
         if plan.trim_below is not None:
             for seq in range(entry.conversation.first_seq, plan.trim_below):
                 if seq in entry.messages:  # a restored conversation may not hold its older messages
-                    entry.messages[seq] = trimmed(entry.messages[seq])
+                    dropped[seq] = trimmed(entry.messages[seq])
+        freed = sum(message_size(entry.messages[s]) - message_size(m) for s, m in dropped.items())
+        self._charge(entry, sum(message_size(m) for m in plan.inserts) - freed)
+        if plan.trim_below is not None:
+            entry.messages.update(dropped)
+            for seq in range(entry.conversation.first_seq, plan.trim_below):
                 entry.streaming.pop(seq, None)
         for message in plan.inserts:
             entry.messages[message.seq] = message

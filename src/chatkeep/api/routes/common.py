@@ -22,12 +22,13 @@ PROBLEM_STATUSES = {
     428: "If-Match is required",
     429: "Too many requests; see Retry-After",
     503: "A store is unavailable",
+    507: "The memory budget for `none` and in-memory `ephemeral` data is used up",
 }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give (the always-possible ones added)."""
-    wanted = {400, 401, 422, 429, 503, *statuses}
+    wanted = {400, 401, 422, 429, 503, 507, *statuses}
     return {s: {"model": Problem, "description": PROBLEM_STATUSES[s]} for s in sorted(wanted)}
 
 

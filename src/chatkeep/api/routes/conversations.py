@@ -13,6 +13,7 @@ from chatkeep.api.problems import etag
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import (
     TAG_PATTERN,
+    TEXT_SCHEMA,
     Conversation,
     ConversationCreate,
     ConversationList,
@@ -23,7 +24,7 @@ from chatkeep.api.schemas import (
 from chatkeep.errors import InvalidInput
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, ConversationPatch
 from chatkeep.service import ListFilters, NewConversation
-from chatkeep.service.cursors import encode_cursor
+from chatkeep.service.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, encode_cursor
 from chatkeep.service.validation import MAX_TAG_CHARS
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -78,9 +79,19 @@ async def list_conversations(
     pinned: bool | None = None,
     archived: bool | None = None,
     tag: Annotated[str | None, Query(max_length=MAX_TAG_CHARS, pattern=TAG_PATTERN)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Case-insensitive title text.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive title text.", json_schema_extra=TEXT_SCHEMA),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            description="`next_cursor` of the previous page.",
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
+    ] = None,
 ) -> JSONResponse:
     """The caller's conversations: pinned first, then by last activity, newest first."""
     page = await services.chat.list_conversations(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from chatkeep.api.deps import ServicesDep
@@ -18,8 +19,33 @@ router = APIRouter(prefix="/v1/dev", tags=["dev"])
 WORKSPACE_PATTERN = rf"^\*$|{ID_PATTERN}"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a Host header names this machine's loopback: `localhost`, `127.0.0.1` (any of
+    127/8) or `[::1]`, with or without a port."""
+    name, port = host, ""
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            return False
+        name, port = host[1:end], host[end + 1 :]
+        if port and not port.startswith(":"):
+            return False
+        port = port[1:]
+    elif ":" in host:
+        name, port = host.rsplit(":", 1)
+    if port and not (port.isascii() and port.isdigit()):
+        return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 @router.get("/token", response_model=DevToken, responses=problems(403))
 async def dev_token(
+    request: Request,
     services: ServicesDep,
     user: Annotated[str, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)] = "demo-user",
     workspace: Annotated[
@@ -38,6 +64,13 @@ async def dev_token(
             "dev mode is off on this server (it is on by default only on loopback); "
             "set CHATKEEP_DEV_MODE=1 to enable it",
             code="dev_mode_off",
+        )
+    # A page on another origin whose name an attacker points at 127.0.0.1 (DNS rebinding) reaches
+    # this server as same-origin; its requests still carry the attacker's name as Host.
+    if not is_loopback_host(request.headers.get("host", "")):
+        raise Forbidden(
+            "dev tokens are handed out only to requests addressed to localhost, 127.0.0.1 or [::1]",
+            code="dev_host_not_loopback",
         )
     workspaces = [workspace or "*"]
     ttl = settings.token_max_age_seconds

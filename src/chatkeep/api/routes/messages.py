@@ -15,6 +15,7 @@ from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
     MAX_SEQ,
+    AppendedMessage,
     BatchResult,
     Delta,
     DeltaCreate,
@@ -49,10 +50,10 @@ async def _append(
 
 @router.post(
     "/messages",
-    response_model=Message,
+    response_model=AppendedMessage,
     status_code=201,
     responses={
-        200: {"model": Message, "description": "This id was already stored: the stored message"},
+        200: {"model": AppendedMessage, "description": "This id was already stored: the stored message"},
         **problems(404, 409, 413),
     },
 )
@@ -67,7 +68,10 @@ async def append_message(
     appended (a retry), which changes nothing."""
     outcome = await _append(services, metrics, principal, conversation_id, [body])
     (result,) = outcome.results
-    return answer(codec.message_json(result.message), 201 if result.created else 200)
+    reply = codec.message_json(result.message)
+    if outcome.provisional:
+        reply["provisional"] = True
+    return answer(reply, 201 if result.created else 200)
 
 
 BATCH_RESPONSES = {
@@ -95,7 +99,10 @@ async def append_batch(
     answered with the stored message (`created` false) and not stored again."""
     outcome = await _append(services, metrics, principal, conversation_id, body.messages)
     results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
-    return answer({"results": results}, 201 if outcome.created_count else 200)
+    reply: dict[str, object] = {"results": results}
+    if outcome.provisional:
+        reply["provisional"] = True
+    return answer(reply, 201 if outcome.created_count else 200)
 
 
 MessageId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Message id.")]
@@ -143,7 +150,7 @@ async def finish_stream(
     return answer(codec.message_json(message))
 
 
-@router.get("/messages", response_model=MessageList, responses=problems(404))
+@router.get("/messages", response_model=MessageList, responses=problems(404, 409))
 async def list_messages(
     conversation_id: ConversationId,
     principal: PrincipalDep,

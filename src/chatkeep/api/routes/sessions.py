@@ -44,7 +44,7 @@ async def cleanup_sessions(
     the body then arrives as text/plain, with the token in it instead of an Authorization header."""
     body = await _read(request)
     credential = credentials.credentials if credentials else body.token
-    principal = await services.auth.authenticate(credential)
+    principal = await services.authenticate(credential, request.client.host if request.client else None)
     services.check_rate(principal)
     deleted = await cleanup(
         services.chat,

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from chatkeep.api.deps import PrincipalDep, ServicesDep
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import PersistenceSettings, PersistenceSettingsUpdate
-from chatkeep.models import Tenant, TenantSettings
+from chatkeep.models import Tenant
 from chatkeep.service import Services
 
 router = APIRouter(prefix="/v1/settings", tags=["settings"])
@@ -34,13 +34,10 @@ async def get_persistence(principal: PrincipalDep, services: ServicesDep) -> JSO
 async def put_persistence(
     body: PersistenceSettingsUpdate, principal: PrincipalDep, services: ServicesDep
 ) -> JSONResponse:
-    """Set the tenant's default mode and expiry rules. They apply to conversations created from now
-    on; existing conversations keep the mode and expiry window they were created with."""
+    """Change the tenant's default mode and expiry rules: the fields sent change, the others keep
+    their value (null restores the server's default; an empty body answers 422 empty_patch). They
+    apply to conversations created from now on; existing conversations keep the mode and expiry
+    window they were created with."""
     principal.require_tenant_key("changing tenant settings")
-    settings = TenantSettings(
-        default_mode=body.default_mode,
-        ephemeral_ttl_seconds=body.ephemeral_ttl_seconds,
-        pinned_never_expire=body.pinned_never_expire,
-    )
-    updated = await services.tenants.update_settings(principal.tenant, settings)
+    updated = await services.tenants.merge_settings(principal.tenant, body.model_dump(exclude_unset=True))
     return answer(_view(services, updated))

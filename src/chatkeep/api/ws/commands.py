@@ -3,6 +3,8 @@ as its REST counterpart."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -20,14 +22,18 @@ from chatkeep.api.schemas import (
 from chatkeep.api.ws.frames import error_frame
 from chatkeep.errors import ChatkeepError, InvalidInput
 from chatkeep.models import MessageStatus
+from chatkeep.stores.base import Extension
 
 if TYPE_CHECKING:
     from chatkeep.api.ws.connection import Connection
 
+log = logging.getLogger("chatkeep.ws")
+
 
 async def run(conn: Connection, frame: BaseModel) -> None:
-    if not isinstance(frame, DeltaFrame):  # deltas are bounded by the reply's size instead
-        conn.services.check_rate(conn.principal)
+    # Every frame costs a request, before anything is read: deltas too, whether they append text,
+    # repeat an offset or name a message that is not there.
+    conn.services.check_rate(conn.principal)
     if isinstance(frame, SubscribeFrame):
         await (subscribe(conn, frame) if frame.type == "subscribe" else unsubscribe(conn, frame))
     elif isinstance(frame, AppendFrame):
@@ -38,7 +44,7 @@ async def run(conn: Connection, frame: BaseModel) -> None:
             conn, frame.id, expires_at=codec.iso(c.expires_at), last_activity_at=codec.iso(c.last_activity_at)
         )
     elif isinstance(frame, DeltaFrame):
-        delta(conn, frame)
+        await delta(conn, frame)
     elif isinstance(frame, FinishFrame):
         done = await conn.services.streams.finish(
             conn.principal,
@@ -101,26 +107,38 @@ async def append(conn: Connection, frame: AppendFrame) -> None:
         conn.principal, frame.conversation_id, [message_input(frame.message)]
     )
     (result,) = outcome.results
+    provisional = {"provisional": True} if outcome.provisional else {}
     ack(
         conn,
         frame.id,
         seq=result.message.seq,
         created=result.created,
         message=codec.message_json(result.message),
+        **provisional,
     )
 
 
-def delta(conn: Connection, frame: DeltaFrame) -> None:
-    """Deltas are not awaited one by one (that would allow no coalescing): each runs as a task,
-    started in arrival order, which is the order the stream service queues them in."""
+async def delta(conn: Connection, frame: DeltaFrame) -> None:
+    """Deltas are not awaited one by one (that would allow no coalescing): each is handed to the
+    stream service in arrival order, which stores them in that order, several in one write when they
+    queue up. At most CHATKEEP_WS_MAX_PENDING_DELTAS are in flight per socket; each is acknowledged
+    once stored."""
+    await conn.delta_room()
+    stored = conn.services.streams.submit(
+        conn.principal, frame.conversation_id, frame.message_id, frame.text, offset=frame.offset
+    )
 
-    async def write() -> None:
-        try:
-            ext = await conn.services.streams.delta(
-                conn.principal, frame.conversation_id, frame.message_id, frame.text, offset=frame.offset
-            )
+    def answer(done: asyncio.Future[Extension]) -> None:
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is None:
+            ext = done.result()
             ack(conn, frame.id, offset=ext.offset, appended=ext.appended, length=len(ext.message.content))
-        except ChatkeepError as exc:
-            conn.send_json(error_frame(frame.id, exc))
+        elif isinstance(error, ChatkeepError):
+            conn.send_json(error_frame(frame.id, error))
+        else:
+            log.error("storing a delta failed", exc_info=error)
+            conn.end(1011, "internal error")
 
-    conn.spawn(write())
+    conn.delta_taken(stored, answer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,11 +33,14 @@ from chatkeep.api.ws.frames import (
 )
 from chatkeep.api.ws.wire import Outlet
 from chatkeep.codec import Frame
-from chatkeep.errors import ChatkeepError
+from chatkeep.errors import ChatkeepError, RateLimited
 from chatkeep.service import Principal, Services
 
 log = logging.getLogger("chatkeep.ws")
 CLOSE_TIMEOUT = 30.0  # a client that stopped reading may never take the close frame
+# Frames refused `rate_limited` in a row after which the socket is closed (4429): past that the client
+# is not reading its answers, and each further frame would cost the server a reply for nothing.
+REFUSALS_BEFORE_CLOSE = 50
 
 
 class Close(Exception):
@@ -55,7 +59,9 @@ class Connection:
         "principal",
         "outlet",
         "subscriptions",
-        "deltas",
+        "_deltas",
+        "_room",
+        "_refused",
         "_scope",
         "_receive",
         "_send",
@@ -76,7 +82,9 @@ class Connection:
         self.outlet = Outlet(scope, send, self.settings.ws_send_queue, self.lagging)
         # conversation id -> the id of the subscribe frame whose backlog is being sent
         self.subscriptions: dict[str, str | None] = {}
-        self.deltas: set[asyncio.Task[None]] | None = None
+        self._deltas = 0  # stream.delta frames taken and not yet stored
+        self._room: asyncio.Event | None = None  # set when one of them is done
+        self._refused = 0  # frames refused `rate_limited` in a row
         self._ending: Close | None = None
         self._deadline: asyncio.Timeout | None = None
 
@@ -90,13 +98,13 @@ class Connection:
             await self._send({"type": "websocket.accept"})
             self._open = True
             self._scope["headers"] = []  # not needed once the socket is open (cookies make them large)
-            self.principal = await self._authenticate()
-            p = self.principal
+            self.principal = p = await self._authenticate()
+            self.services.check_rate(p)  # a connect costs a request (4429 past the rate)
+            await hub.attach(self)  # 4409 past the sockets this caller may hold
+            attached = True
             self.send_json(
                 {"type": "ready", "tenant": p.tenant.id, "user": p.user, "workspaces": _workspaces(p)}
             )
-            await hub.attach(self)
-            attached = True
             await self._serve_frames()
         except Close as close:
             await self._close(close)
@@ -110,8 +118,6 @@ class Connection:
         finally:
             if attached:
                 hub.detach(self)
-            for task in self.deltas or ():
-                task.cancel()
             self.outlet.stop()
 
     # -- the Follower side ------------------------------------------------------------------------
@@ -145,14 +151,34 @@ class Connection:
             self._ending = Close(code, reason)
             if self._deadline is not None:
                 self._deadline.reschedule(asyncio.get_running_loop().time())
+            if self._room is not None:
+                self._room.set()
 
-    def spawn(self, work: Any) -> None:
-        """Run a command's work as a task of this connection (cancelled when it ends)."""
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        if self.deltas is None:
-            self.deltas = set()
-        self.deltas.add(task)
-        task.add_done_callback(self.deltas.discard)
+    # -- deltas in flight -------------------------------------------------------------------------
+
+    async def delta_room(self) -> None:
+        """Return when fewer than CHATKEEP_WS_MAX_PENDING_DELTAS deltas of this socket are being
+        stored. Meanwhile the socket is not read: a client sending faster than its deltas are stored
+        waits, and costs the server a bounded amount of work."""
+        while self._deltas >= self.settings.ws_max_pending_deltas:
+            if self._ending is not None:
+                raise self._ending
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def delta_taken(self, stored: asyncio.Future[Any], done: Callable[[asyncio.Future[Any]], None]) -> None:
+        """Count a delta in flight until `stored` is done; `done` then answers it."""
+        self._deltas += 1
+
+        def finished(future: asyncio.Future[Any]) -> None:
+            self._deltas -= 1
+            if self._room is not None:
+                self._room.set()
+                self._room = None
+            done(future)
+
+        stored.add_done_callback(finished)
 
     # -- receiving --------------------------------------------------------------------------------
 
@@ -167,7 +193,8 @@ class Connection:
                         UNAUTHENTICATED, 'authenticate first: {"type": "auth", "token": ...}'
                     ) from None
                 token = parse_auth(text)
-            return await self.services.auth.authenticate(token)
+            client = self._scope.get("client")
+            return await self.services.authenticate(token, client[0] if client else None)
         except ChatkeepError as exc:
             raise Close(UNAUTHENTICATED, exc.code) from None
         except ValueError as exc:
@@ -203,12 +230,27 @@ class Connection:
                 raise Close(IDLE, "idle: send a ping at least every minute") from None
             frame_id: str | None = None
             try:
-                frame = parse(text)
+                try:
+                    frame = parse(text)
+                except BadFrame as bad:
+                    frame_id = bad.frame_id
+                    self.services.check_rate(self.principal)  # a frame that is not one costs as much
+                    raise
                 frame_id = getattr(frame, "id", None)
                 await commands.run(self, frame)
+                self._refused = 0
             except BadFrame as bad:
+                self._refused = 0
                 self.send_json(error_frame(bad.frame_id, bad.error))
+            except RateLimited as exc:
+                self._refused += 1
+                if self._refused >= REFUSALS_BEFORE_CLOSE:  # a client that ignores the answers
+                    raise Close(
+                        close_code_for(exc), "rate_limited: frames kept coming past the rate"
+                    ) from None
+                self.send_json(error_frame(frame_id, exc))
             except ChatkeepError as exc:
+                self._refused = 0
                 self.send_json(error_frame(frame_id, exc))
 
     async def _close(self, close: Close) -> None:

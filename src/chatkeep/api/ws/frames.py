@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ValidationError
 
-from chatkeep.api.problems import status_for
+from chatkeep import codec
+from chatkeep.api.problems import public_detail, status_for
 from chatkeep.api.schemas import (
     AppendFrame,
     AuthFrame,
@@ -61,9 +61,9 @@ class BadFrame(Exception):
 def parse(text: str) -> BaseModel:
     """The validated frame. Raises BadFrame (`invalid_json`, `unknown_type`, `invalid_frame`)."""
     try:
-        raw = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise BadFrame(None, InvalidInput("the frame is not valid JSON", code="invalid_json")) from None
+        raw = codec.loads(text)  # strict: a key twice is refused (`duplicate_key`)
+    except InvalidInput as exc:
+        raise BadFrame(None, exc) from None
     frame_id = raw["id"][:64] if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
     kind = raw.get("type") if isinstance(raw, dict) else None
     model = FRAMES.get(kind) if isinstance(kind, str) else None
@@ -82,8 +82,8 @@ def parse(text: str) -> BaseModel:
 def parse_auth(text: str) -> str:
     """The token of an `auth` frame; raises ValueError for anything else."""
     try:
-        return AuthFrame.model_validate(orjson.loads(text)).token
-    except (ValidationError, orjson.JSONDecodeError):
+        return AuthFrame.model_validate(codec.loads(text)).token
+    except (ValidationError, InvalidInput):
         raise ValueError("send an auth frame first") from None
 
 
@@ -93,7 +93,7 @@ def error_frame(frame_id: str | None, exc: ChatkeepError, **context: Any) -> dic
         "id": frame_id,
         "code": exc.code,
         "status": status_for(exc),
-        "detail": exc.detail,
+        "detail": public_detail(exc),
         **context,
     }
     if isinstance(exc, RateLimited):

@@ -3,5 +3,6 @@ follower of a conversation its messages once, in order, with no gap."""
 
 from chatkeep.service.realtime.channel import Follower, Source
 from chatkeep.service.realtime.hub import MAX_BACKLOG, Hub
+from chatkeep.service.realtime.quotas import SocketQuotas
 
-__all__ = ["MAX_BACKLOG", "Follower", "Hub", "Source"]
+__all__ = ["MAX_BACKLOG", "Follower", "Hub", "SocketQuotas", "Source"]

@@ -21,6 +21,7 @@ from chatkeep.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
 from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.models import Conversation, Event, EventType
 from chatkeep.service.realtime.channel import GAP_WAIT, Channel, Follower, Place, Ready, Source
+from chatkeep.service.realtime.quotas import SocketQuotas
 
 log = logging.getLogger("chatkeep.realtime")
 MAX_BACKLOG = 5_000
@@ -39,9 +40,16 @@ Interest = tuple[str, str]  # ("conversation", id) or ("workspace", name or "")
 
 class Hub:
     def __init__(
-        self, bus: EventBus, source: Source, *, page_size: int = 200, gap_wait: float = GAP_WAIT
+        self,
+        bus: EventBus,
+        source: Source,
+        *,
+        page_size: int = 200,
+        gap_wait: float = GAP_WAIT,
+        quotas: SocketQuotas | None = None,
     ) -> None:
         self._bus = bus
+        self.quotas = quotas or SocketQuotas()
         self._source = source
         self._page_size = page_size
         self._gap_wait = gap_wait
@@ -65,7 +73,9 @@ class Hub:
     async def attach(self, follower: Follower) -> None:
         """Make a connection a member of its tenant here (following the tenant's events if it is the
         first). Every attach is paired with a `detach` when the connection ends. Raises
-        StoreUnavailable, attaching nothing, when the event bus cannot be reached."""
+        StoreUnavailable, attaching nothing, when the event bus cannot be reached, and QuotaExceeded
+        (`too_many_sockets`) when the caller holds as many sockets as it may."""
+        self.quotas.open(follower.principal)
         tenant = follower.principal.tenant.id
         self._members[tenant].add(follower)
         if tenant not in self._pumps:
@@ -77,7 +87,10 @@ class Hub:
                 await asyncio.wait_for(started.wait(), START_TIMEOUT)
             except TimeoutError:
                 self.detach(follower)
-                raise StoreUnavailable("the event bus cannot be reached; try again shortly") from None
+                raise StoreUnavailable(
+                    "the event bus cannot be reached; try again shortly",
+                    public="the event bus cannot be reached; try again shortly",
+                ) from None
 
     async def close(self) -> None:
         """Stop following every tenant's events (the service is stopping)."""
@@ -98,7 +111,8 @@ class Hub:
             else:
                 _discard(self._workspaces, (tenant, name or None), follower)
         members = self._members.get(tenant)
-        if members is not None:
+        if members is not None and follower in members:
+            self.quotas.close(follower.principal)
             members.discard(follower)
             if not members:
                 del self._members[tenant]
@@ -117,6 +131,7 @@ class Hub:
         follower drains, then `ready(last_seq, replayed)` is called, then live events follow: each
         message once, in seq order, with no gap."""
         p = follower.principal
+        self._check_subscription(follower, ("conversation", conversation_id))
         key = (p.tenant.id, conversation_id)
         channel = self._channels.get(key)
         if channel is None:
@@ -189,12 +204,18 @@ class Hub:
             raise Forbidden("this token does not reach every workspace; name one", code="workspace_forbidden")
         if workspace is not None and not p.may_use_workspace(workspace):
             raise Forbidden(f"this token does not allow workspace {workspace!r}", code="workspace_forbidden")
+        self._check_subscription(follower, ("workspace", workspace or ""))
         self._workspaces[(p.tenant.id, workspace)].add(follower)
         self._interests[follower].add(("workspace", workspace or ""))
 
     def unfollow_workspace(self, follower: Follower, workspace: str | None) -> None:
         _discard(self._workspaces, (follower.principal.tenant.id, workspace), follower)
         self._interests.get(follower, set()).discard(("workspace", workspace or ""))
+
+    def _check_subscription(self, follower: Follower, interest: Interest) -> None:
+        held = self._interests.get(follower, ())
+        if interest not in held:
+            self.quotas.check_subscription(len(held))
 
     # -- events -----------------------------------------------------------------------------------
 

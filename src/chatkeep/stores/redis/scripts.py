@@ -70,10 +70,13 @@ return 'ok'
 )
 
 # KEYS: c m i. ARGV: now, max ('' none), policy, scope user, scope workspaces, n, then n times:
-# id, body (JSON object), preview, input tokens, output tokens.
+# id, body (JSON object), preview, input tokens, output tokens; last, how many of the ids the caller
+# has seen stored and compared ('' none).
 # Returns {'ok', kind_1, value_1, ..., kind_n, value_n, record pairs...} where kind is 'new' (value:
 # seq), 'old' (value: the stored message, or 'trimmed:<seq>') or 'dup' (value: 0-based position of
-# the first occurrence in this batch); or {'missing'}, {'local_only'}, {'limit', count}.
+# the first occurrence in this batch); or {'missing'}, {'local_only'}, {'limit', count}. When the
+# batch has new messages and stored ids other than the caller compared, it writes nothing and
+# returns {'seen', kinds and values...}: the caller compares the stored messages, then asks again.
 APPEND = (
     _HELPERS
     + r"""
@@ -88,6 +91,7 @@ local out = {'ok'}
 local seen = {}
 local fresh = {}
 local seq = last
+local nold = 0
 for k = 0, n - 1 do
   local base = 7 + k * 5
   local id = ARGV[base]
@@ -97,6 +101,7 @@ for k = 0, n - 1 do
     seen[id] = k
     local stored = redis.call('HGET', KEYS[3], id)
     if stored then
+      nold = nold + 1
       out[#out + 1] = 'old'
       out[#out + 1] = redis.call('HGET', KEYS[2], stored) or ('trimmed:' .. stored)
     else
@@ -106,6 +111,10 @@ for k = 0, n - 1 do
       out[#out + 1] = 'new'; out[#out + 1] = tostring(seq)
     end
   end
+end
+if #fresh > 0 and nold > 0 and ARGV[7 + n * 5] ~= tostring(nold) then
+  out[1] = 'seen'
+  return out
 end
 if #fresh > 0 then
   local total = count + #fresh

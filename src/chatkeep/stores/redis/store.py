@@ -68,6 +68,8 @@ from chatkeep.stores.base import (
     PREVIEW_CHARS,
     Extension,
     Store,
+    check_batch,
+    check_replay,
     finished,
     fresh_conversation,
     local_only,
@@ -78,6 +80,8 @@ from chatkeep.stores.redis import scripts
 from chatkeep.stores.url import StoreURL
 
 SWAP_ATTEMPTS = 20
+# An append whose stored ids changed between its comparison and its write compares again.
+APPEND_ROUNDS = 5
 PINNED = 2**43  # the list score of a pinned conversation is offset by this (above any ms timestamp)
 SEP = "\x1f"
 UNAVAILABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError, rexc.ClusterError, OSError)
@@ -456,6 +460,7 @@ class RedisStore(Store):
         policy: LimitPolicy = LimitPolicy.REJECT,
         scope: Scope = ANYONE,
     ) -> AppendOutcome:
+        check_batch(messages)
         now = self._clock()
         args: list[Any] = [now, _opt(max_messages), policy.value, *_scope_args(scope), len(messages)]
         for new in messages:
@@ -466,7 +471,19 @@ class RedisStore(Store):
                 new.usage.input_tokens,
                 new.usage.output_tokens,
             ]
-        answer = await self._script("APPEND", self._conv_keys(tenant, conversation_id), args)
+        # Stored ids are compared here (one rule, in base.py) before anything is written: the script
+        # answers 'seen' with the stored messages, and writes only once told how many were compared.
+        compared = ""
+        for _ in range(APPEND_ROUNDS):
+            answer = await self._script("APPEND", self._conv_keys(tenant, conversation_id), [*args, compared])
+            if answer[0] != "seen":
+                break
+            olds = _replays(conversation_id, messages, answer)
+            compared = str(len(olds))
+        else:
+            raise StoreUnavailable(
+                f"conversation {conversation_id!r} kept changing; try again", public="try again"
+            )
         status = answer[0]
         if status == "missing":
             raise await self._gone(tenant, conversation_id, scope)
@@ -478,6 +495,7 @@ class RedisStore(Store):
                 code="message_limit",
                 limit=max_messages,
             )
+        olds = _replays(conversation_id, messages, answer)
         conversation = _conversation(tenant, conversation_id, _pairs(answer[1 + 2 * len(messages) :]))
         results: list[AppendResult] = []
         for k, new in enumerate(messages):
@@ -486,13 +504,8 @@ class RedisStore(Store):
                 results.append(AppendResult(_created(conversation_id, new, int(value), now), created=True))
             elif kind == "dup":
                 results.append(AppendResult(results[int(value)].message, created=False))
-            elif value.startswith("trimmed:"):
-                stub = Message(
-                    conversation_id, new.id, int(value[8:]), new.role, "", 0, status=MessageStatus.TRIMMED
-                )
-                results.append(AppendResult(stub, created=False))
             else:
-                results.append(AppendResult(_stored(conversation_id, value), created=False))
+                results.append(AppendResult(olds[k], created=False))
         if any(r.created for r in results):
             await self._listed(conversation)
         streams = [r.message for r in results if r.created and r.message.status is MessageStatus.STREAMING]
@@ -575,7 +588,9 @@ class RedisStore(Store):
             if swapped is not None:
                 await self._note_stream(tenant, conversation_id, message_id, now)
                 return Extension(swapped, grown, at, suffix)
-        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+        raise StoreUnavailable(
+            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
+        )
 
     async def finish_message(
         self,
@@ -599,7 +614,9 @@ class RedisStore(Store):
             ):
                 await self._note_stream(tenant, conversation_id, message_id, None)
                 return after
-        raise StoreUnavailable(f"message {message_id!r} kept changing; try again")
+        raise StoreUnavailable(
+            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
+        )
 
     async def interrupt_stale_streams(
         self, *, idle_ms: int, limit: int = 500
@@ -748,6 +765,22 @@ def _message_body(m: NewMessage) -> str:
     return orjson.dumps(_body(m)).decode()
 
 
+def _replays(cid: str, messages: Sequence[NewMessage], answer: list[Any]) -> dict[int, Message]:
+    """The stored messages an APPEND answer names ('old'), by position in the batch, each checked
+    to be the same message as the one appended again (`check_replay`)."""
+    olds: dict[int, Message] = {}
+    for k, new in enumerate(messages):
+        kind, value = answer[1 + 2 * k], answer[2 + 2 * k]
+        if kind != "old":
+            continue
+        if value.startswith("trimmed:"):
+            stored = Message(cid, new.id, int(value[8:]), new.role, "", 0, status=MessageStatus.TRIMMED)
+        else:
+            stored = _stored(cid, value)
+        olds[k] = check_replay(stored, new)
+    return olds
+
+
 def _created(cid: str, m: NewMessage, seq: int, now: int) -> Message:
     return Message(cid, m.id, seq, m.role, m.content, now, m.parts, m.metadata, m.usage, m.status)
 
@@ -793,6 +826,8 @@ def _tenant_json(t: Tenant) -> str:
             "token_secret": t.token_secret,
             "created_at": t.created_at,
             "settings": t.settings.to_json(),
+            "previous_token_secret": t.previous_token_secret,
+            "previous_secret_expires_at": t.previous_secret_expires_at,
         }
     ).decode()
 
@@ -806,4 +841,6 @@ def _tenant(raw: str) -> Tenant:
         token_secret=d["token_secret"],
         created_at=d["created_at"],
         settings=TenantSettings.from_json(d["settings"]),
+        previous_token_secret=d.get("previous_token_secret"),
+        previous_secret_expires_at=d.get("previous_secret_expires_at"),
     )

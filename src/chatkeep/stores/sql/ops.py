@@ -548,6 +548,8 @@ def _tenant(row: sa.Row[Any]) -> Tenant:
         token_secret=row.token_secret,
         created_at=row.created_at,
         settings=TenantSettings.from_json(row.settings),
+        previous_token_secret=row.previous_token_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
     )
 
 
@@ -559,6 +561,8 @@ def _tenant_values(tenant: Tenant) -> dict[str, Any]:
         "token_secret": tenant.token_secret,
         "settings": tenant.settings.to_json(),
         "created_at": tenant.created_at,
+        "previous_token_secret": tenant.previous_token_secret,
+        "previous_secret_expires_at": tenant.previous_secret_expires_at,
     }
 
 

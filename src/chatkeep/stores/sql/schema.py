@@ -24,6 +24,9 @@ tenants = sa.Table(
     sa.Column("token_secret", sa.String(128), nullable=False),
     sa.Column("settings", JSON, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # The secret before the last rotation, still accepted until previous_secret_expires_at.
+    sa.Column("previous_token_secret", sa.String(128), nullable=True),
+    sa.Column("previous_secret_expires_at", sa.BigInteger, nullable=True),
 )
 
 conversations = sa.Table(

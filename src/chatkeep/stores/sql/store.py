@@ -28,7 +28,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from chatkeep.errors import ChatkeepError, ConfigError, StoreUnavailable
 from chatkeep.models import (
     ANYONE,
-    ID_RE,
     AppendOutcome,
     Conversation,
     ConversationPage,
@@ -43,6 +42,7 @@ from chatkeep.models import (
     Scope,
     Tenant,
     Usage,
+    is_id,
     now_ms,
 )
 from chatkeep.stores.base import Extension, Store
@@ -79,7 +79,7 @@ class SqlStore(Store):
         else:
             raise ConfigError(f"SqlStore cannot open {self.url.redacted!r}")
         self.schema = self.url.options.get("schema")
-        if self.schema is not None and not ID_RE.match(self.schema):
+        if self.schema is not None and not is_id(self.schema):
             raise ConfigError(f"schema name {self.schema!r} is not a plain identifier")
         self._clock = clock
         # SQLite

@@ -5,47 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests import services
 from tests.api.conftest import Api, running_api
 from tests.conftest import report
+from tests.outage.conftest import all_messages, wait_for
 from tests.redis_servers import RedisProcess
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Any:
-    services.require_redis()  # same requirement: a redis-server on this machine
-    try:
-        server = RedisProcess(tmp_path / "redis").start()
-    except RuntimeError as exc:
-        services.unavailable(f"cannot start a redis-server: {exc}")
-    yield server
-    server.stop()
-
-
-async def all_messages(api: Api, headers: dict[str, str], cid: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        page = await api.client.get(
-            f"/v1/conversations/{cid}/messages", params={"after": after, "limit": 200}, headers=headers
-        )
-        assert page.status_code == 200, page.text
-        found += page.json()["messages"]
-        if not page.json()["has_more"]:
-            return found
-        after = found[-1]["seq"]
-
-
-async def wait_for(check: Any, seconds: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
 
 
 async def test_stopping_redis_mid_traffic_loses_and_duplicates_nothing(
