@@ -44,8 +44,8 @@ def test_heartbeat_pauses_while_hidden_and_resumes_when_shown(demo: Demo) -> Non
     assert len(beats) == while_hidden  # not one request while hidden
 
     page.evaluate(SET_VISIBILITY, "visible")
-    page.wait_for_timeout(100)  # one at once, well before the interval
-    assert len(beats) == while_hidden + 1
+    page.wait_for_timeout(100)  # one at once, well before the interval (more only if the machine stalls)
+    assert len(beats) >= while_hidden + 1
     page.wait_for_timeout(800)
     assert len(beats) >= while_hidden + 3
     assert demo.errors == []
