@@ -297,7 +297,7 @@ async def run(
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             token = (await http.get("/v1/dev/token", params={"user": "bench"})).json()["token"]
             headers = {"Authorization": f"Bearer {token}"}
-            quiet, cid = f"rt-{uuid.uuid4().hex[:10]}", f"rt-{uuid.uuid4().hex[:10]}"
+            quiet, cid = str(uuid.uuid4()), str(uuid.uuid4())
             for c in (quiet, cid):
                 await http.post("/v1/conversations", json={"workspace": "bench", "id": c}, headers=headers)
 

@@ -64,7 +64,7 @@ class Bench:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def conversation(self) -> str:
-        cid = f"bench-{uuid.uuid4().hex[:12]}"
+        cid = str(uuid.uuid4())  # a user token chooses random UUID ids only
         body = {"workspace": "bench", "id": cid, "mode": self.mode}
         response = await self.client.post("/v1/conversations", json=body, headers=self.headers)
         response.raise_for_status()
