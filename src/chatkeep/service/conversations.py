@@ -42,7 +42,8 @@ from chatkeep.service.validation import (
     check_tags,
     check_text,
 )
-from chatkeep.stores.base import Store, local_only
+from chatkeep.stores.base import Store
+from chatkeep.stores.rules import local_only
 
 DEFAULT_PAGE = 50
 
@@ -123,8 +124,7 @@ class ChatService:
         )
         store = self.stores.for_mode(mode)
         try:
-            # a generated id is unguessable: no other store can hold it (nor need be asked, which
-            # keeps creates working while one of them is unreachable)
+            # a generated id is unguessable: no other store holds it, nor need be asked (one may be down)
             if spec.id is not None and await self.stores.held_elsewhere(p.tenant.id, conversation.id, store):
                 raise Conflict("taken", code="conversation_exists")
             create = store.create_conversation if spec.id is not None else store.create_generated

@@ -29,9 +29,9 @@ from chatkeep.models import (
     now_ms,
     sort_key,
 )
-from chatkeep.stores.base import (
-    Extension,
-    Store,
+from chatkeep.stores.base import Extension, Store
+from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
+from chatkeep.stores.rules import (
     after_extend,
     after_finish,
     apply_patch,
@@ -45,7 +45,6 @@ from chatkeep.stores.base import (
     touched,
     trimmed,
 )
-from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
 from chatkeep.stores.url import StoreURL
 
 

@@ -46,7 +46,7 @@ from chatkeep.models import (
     now_ms,
 )
 from chatkeep.stores.base import Extension, Store
-from chatkeep.stores.sql import ops
+from chatkeep.stores.sql import message_ops, ops, statements
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
 
@@ -298,7 +298,7 @@ class SqlStore(Store):
         scope: Scope = ANYONE,
     ) -> AppendOutcome:
         return await self._run(
-            lambda conn: ops.append_messages(
+            lambda conn: message_ops.append_messages(
                 conn, tenant, conversation_id, messages, self._clock(), max_messages, policy, scope
             ),
             write=True,
@@ -316,7 +316,7 @@ class SqlStore(Store):
         scope: Scope = ANYONE,
     ) -> Extension:
         return await self._run(
-            lambda conn: ops.extend_message(
+            lambda conn: message_ops.extend_message(
                 conn, tenant, conversation_id, message_id, text, offset, max_bytes, self._clock(), scope
             ),
             write=True,
@@ -333,7 +333,7 @@ class SqlStore(Store):
         scope: Scope = ANYONE,
     ) -> Message:
         return await self._run(
-            lambda conn: ops.finish_message(
+            lambda conn: message_ops.finish_message(
                 conn, tenant, conversation_id, message_id, status, usage, self._clock(), scope
             ),
             write=True,
@@ -343,7 +343,7 @@ class SqlStore(Store):
         self, *, idle_ms: int, limit: int = 500
     ) -> list[tuple[Conversation, Message]]:
         return await self._run(
-            lambda conn: ops.interrupt_stale_streams(conn, self._clock(), idle_ms, limit), write=True
+            lambda conn: message_ops.interrupt_stale_streams(conn, self._clock(), idle_ms, limit), write=True
         )
 
     async def read_messages(
@@ -354,7 +354,9 @@ class SqlStore(Store):
         after: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
-        return await self._run(lambda conn: ops.read_messages(conn, conversation, before, after, limit))
+        return await self._run(
+            lambda conn: message_ops.read_messages(conn, conversation, before, after, limit)
+        )
 
 
 def _sqlite_engine(url: sa.URL, synchronous: str, *, pool_size: int, begin: str | None) -> sa.Engine:
@@ -387,7 +389,9 @@ def _upgrade(connection: sa.Connection, *, schema: str | None) -> None:
 
     if connection.dialect.name == "postgresql":
         # One migrator at a time, however many instances start together.
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": ops.ADVISORY_NAMESPACE})
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": statements.ADVISORY_NAMESPACE}
+        )
         if schema:
             connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     config = Config()

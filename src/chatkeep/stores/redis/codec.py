@@ -1,0 +1,206 @@
+"""How the Redis store writes models into hashes and script arguments, and reads them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from chatkeep.models import (
+    Conversation,
+    ConversationCursor,
+    Message,
+    MessageStatus,
+    Mode,
+    NewMessage,
+    Role,
+    Scope,
+    Tenant,
+    TenantSettings,
+    Usage,
+)
+from chatkeep.stores.rules import (
+    check_replay,
+)
+
+PINNED = 2**43  # the list score of a pinned conversation is offset by this (above any ms timestamp)
+SEP = "\x1f"
+
+
+def opt(value: int | None) -> str | int:
+    return "" if value is None else value
+
+
+def field_text(value: bool | str) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return value
+
+
+def scope_args(scope: Scope) -> list[str]:
+    workspaces = "*" if scope.workspaces is None else SEP.join(sorted(scope.workspaces))
+    return [scope.user or "", workspaces]
+
+
+def owner_of(c: Conversation) -> str:
+    return SEP.join((c.user, c.workspace, c.mode.value))
+
+
+def list_score(c: Conversation) -> int:
+    return c.last_activity_at + (PINNED if c.pinned else 0)
+
+
+def cursor_score(cursor: ConversationCursor) -> int:
+    return cursor.last_activity_at + (PINNED if cursor.pinned else 0)
+
+
+def pairs_of(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def record_fields(c: Conversation) -> list[Any]:
+    values = {
+        "ws": c.workspace,
+        "user": c.user,
+        "mode": c.mode.value,
+        "title": c.title,
+        "created": c.created_at,
+        "active": c.last_activity_at,
+        "starred": field_text(c.starred),
+        "pinned": field_text(c.pinned),
+        "archived": field_text(c.archived),
+        "tags": orjson.dumps(list(c.tags)).decode(),
+        "count": c.message_count,
+        "last": c.last_seq,
+        "preview": c.preview,
+        "in": c.usage.input_tokens,
+        "out": c.usage.output_tokens,
+        "version": c.version,
+        "ttl": opt(c.ttl_ms),
+        "exp": opt(c.expires_at),
+    }
+    return [item for pair in values.items() for item in pair]
+
+
+def conversation_of(tenant: str, cid: str, f: dict[str, str]) -> Conversation:
+    return Conversation(
+        tenant=tenant,
+        id=cid,
+        workspace=f["ws"],
+        user=f["user"],
+        mode=Mode(f["mode"]),
+        title=f["title"],
+        created_at=int(f["created"]),
+        last_activity_at=int(f["active"]),
+        starred=f["starred"] == "1",
+        pinned=f["pinned"] == "1",
+        archived=f["archived"] == "1",
+        tags=tuple(orjson.loads(f["tags"])),
+        message_count=int(f["count"]),
+        last_seq=int(f["last"]),
+        preview=f["preview"],
+        usage=Usage(int(f["in"]), int(f["out"])),
+        version=int(f["version"]),
+        ttl_ms=int(f["ttl"]) if f["ttl"] else None,
+        expires_at=int(f["exp"]) if f["exp"] else None,
+    )
+
+
+def body_of(m: NewMessage | Message) -> dict[str, Any]:
+    """What the `m` hash keeps of a message besides its seq and creation time."""
+    return {
+        "id": m.id,
+        "role": m.role.value,
+        "content": m.content,
+        "parts": m.parts,
+        "metadata": m.metadata,
+        "in": m.usage.input_tokens,
+        "out": m.usage.output_tokens,
+        "status": m.status.value,
+    }
+
+
+def message_body(m: NewMessage) -> str:
+    return orjson.dumps(body_of(m)).decode()
+
+
+def replays(cid: str, messages: Sequence[NewMessage], answer: list[Any]) -> dict[int, Message]:
+    """The stored messages an APPEND answer names ('old'), by position in the batch, each checked
+    to be the same message as the one appended again (`check_replay`)."""
+    olds: dict[int, Message] = {}
+    for k, new in enumerate(messages):
+        kind, value = answer[1 + 2 * k], answer[2 + 2 * k]
+        if kind != "old":
+            continue
+        if value.startswith("trimmed:"):
+            stored = Message(cid, new.id, int(value[8:]), new.role, "", 0, status=MessageStatus.TRIMMED)
+        else:
+            stored = stored_message(cid, value)
+        olds[k] = check_replay(stored, new)
+    return olds
+
+
+def created_message(cid: str, m: NewMessage, seq: int, now: int) -> Message:
+    return Message(cid, m.id, seq, m.role, m.content, now, m.parts, m.metadata, m.usage, m.status)
+
+
+def encode(m: Message, updated: int) -> str:
+    """A message as stored in the `m` hash: [seq, created_at, body]; `updated` is when it last changed."""
+    return orjson.dumps([m.seq, m.created_at, {**body_of(m), "updated": updated}]).decode()
+
+
+def decode(cid: str, raw: str) -> tuple[Message, int]:
+    """A stored message and when it last changed."""
+    seq, created_at, body = orjson.loads(raw)
+    updated = body.get("updated")
+    return message_of(cid, seq, created_at, body), updated if updated is not None else created_at
+
+
+def stored_message(cid: str, raw: str) -> Message:
+    seq, created_at, body = orjson.loads(raw)
+    return message_of(cid, seq, created_at, body)
+
+
+def message_of(cid: str, seq: int, created_at: int, body: dict[str, Any]) -> Message:
+    return Message(
+        conversation_id=cid,
+        id=body["id"],
+        seq=seq,
+        role=Role(body["role"]),
+        content=body["content"],
+        created_at=created_at,
+        parts=body["parts"],
+        metadata=body["metadata"],
+        usage=Usage(body["in"], body["out"]),
+        status=MessageStatus(body["status"]),
+    )
+
+
+def tenant_json(t: Tenant) -> str:
+    return orjson.dumps(
+        {
+            "id": t.id,
+            "name": t.name,
+            "api_key_hash": t.api_key_hash,
+            "token_secret": t.token_secret,
+            "created_at": t.created_at,
+            "settings": t.settings.to_json(),
+            "previous_token_secret": t.previous_token_secret,
+            "previous_secret_expires_at": t.previous_secret_expires_at,
+        }
+    ).decode()
+
+
+def tenant_of(raw: str) -> Tenant:
+    d = orjson.loads(raw)
+    return Tenant(
+        id=d["id"],
+        name=d["name"],
+        api_key_hash=d["api_key_hash"],
+        token_secret=d["token_secret"],
+        created_at=d["created_at"],
+        settings=TenantSettings.from_json(d["settings"]),
+        previous_token_secret=d.get("previous_token_secret"),
+        previous_secret_expires_at=d.get("previous_secret_expires_at"),
+    )
