@@ -6,6 +6,7 @@ documented, match its schema and content type, and none may be a server error.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
@@ -33,6 +34,9 @@ from tests.server import ServerProcess
 
 EXAMPLES_PER_OPERATION = 30
 CLI_MAX_EXAMPLES = 30
+# A fixed seed keeps `make test` repeatable; CHATKEEP_FUZZ_SEED=random (or another number) explores.
+_SEED_SETTING = os.environ.get("CHATKEEP_FUZZ_SEED", "20261205")
+FUZZ_SEED = random.randrange(1_000_000) if _SEED_SETTING == "random" else int(_SEED_SETTING)
 CASES_SENT: Counter[str] = Counter()
 KNOWN_IDS = [str(uuid.uuid4()) for _ in range(6)]
 
@@ -91,6 +95,7 @@ schema = schemathesis.openapi.from_dict(create_app(Settings(durable_url="memory:
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=EXAMPLES_PER_OPERATION
 )
+schema.config.seed = FUZZ_SEED
 schema.hooks.register_hook_with_name(known_conversations, "flatmap_path_parameters")
 # A PATCH without its required If-Match answers 428 Precondition Required (RFC 6585), on purpose.
 schema.config.checks.missing_required_header.expected_statuses.append("428")
@@ -144,7 +149,10 @@ def test_the_fuzzing_sent_a_few_hundred_cases() -> None:
     operations = {
         f"{method.upper()} {path}" for path, item in schema.raw_schema["paths"].items() for method in item
     }
-    report(f"schemathesis: {sum(CASES_SENT.values())} generated requests over {len(CASES_SENT)} operations")
+    report(
+        f"schemathesis: {sum(CASES_SENT.values())} generated requests over {len(CASES_SENT)} operations"
+        f" (seed {FUZZ_SEED})"
+    )
     assert set(CASES_SENT) == operations
     assert sum(CASES_SENT.values()) >= 300
 
@@ -159,7 +167,7 @@ def test_schemathesis_cli_with_every_check_and_phase_finds_nothing(tmp_path: Pat
         "CHATKEEP_AUTH_FAILURE_RATE_PER_SECOND": "0",
         "CHATKEEP_LOG_LEVEL": "warning",
     }
-    seed = random.randrange(1_000_000)
+    seed = FUZZ_SEED
     with ServerProcess(env, tmp_path / "server.log") as server:
         token = httpx.get(f"{server.url}/v1/dev/token", params={"user": "cli-fuzzer"}).json()["token"]
         command = [

@@ -37,8 +37,12 @@ TEXT_SCHEMA: dict[str, Any] = {"pattern": TEXT_PATTERN}
 Title = Annotated[
     StrictStr, Field(max_length=MAX_TITLE_CHARS, description=TEXT_NOTE, json_schema_extra=TEXT_SCHEMA)
 ]
-# At least one visible character, no control characters.
-TAG_PATTERN = r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$"
+# At least one visible character, no control characters. The whitespace a tag may not consist of is
+# spelled out: `\s` means other characters to ECMA, Rust and Python's ASCII mode, and the document
+# must mean the same to every reader.
+TAG_PATTERN = (
+    r"^[^\x00-\x1f]*[^\x00-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f]*$"
+)
 Tag = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TAG_CHARS, pattern=TAG_PATTERN)]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 

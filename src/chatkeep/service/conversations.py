@@ -202,8 +202,6 @@ class ChatService:
     async def list_conversations(
         self, p: Principal, filters: ListFilters, *, limit: int = 20, cursor: str | None = None
     ) -> ConversationPage:
-        if filters.user is not None and p.user is not None and filters.user != p.user:
-            return ConversationPage([], None)
         if filters.workspace is not None:
             check_id(filters.workspace, "workspace")
         if filters.user is not None:
@@ -225,6 +223,8 @@ class ChatService:
             limit=self._page_size(limit),
             after=decode_cursor(cursor) if cursor is not None else None,
         )
+        if filters.user is not None and p.user is not None and filters.user != p.user:
+            return ConversationPage([], None)  # checked like any other query, and nothing to see
         return await self.stores.list(query)
 
     async def update_conversation(

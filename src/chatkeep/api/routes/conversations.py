@@ -29,7 +29,7 @@ from chatkeep.service.validation import MAX_TAG_CHARS
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
-IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$'
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]{1,18}"?)[ \t]*$'
 ConversationId = Annotated[
     str, Path(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Conversation id.")
 ]
@@ -185,7 +185,7 @@ def parse_if_match(value: str | None) -> int | Literal["*"] | None:
     """`"3"`, `W/"3"`, `3` -> 3; `*` -> `*`; absent -> None."""
     if value is None:
         return None
-    text = value.strip()
+    text = value.strip(" \t")
     if text == "*":
         return "*"
     if text.startswith("W/"):
