@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from chatkeep.domain import local_only
 from chatkeep.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired, TooLarge
 from chatkeep.events.base import EventBus
 from chatkeep.models import (
@@ -43,7 +44,6 @@ from chatkeep.service.validation import (
     check_text,
 )
 from chatkeep.stores.base import Store
-from chatkeep.stores.rules import local_only
 
 DEFAULT_PAGE = 50
 

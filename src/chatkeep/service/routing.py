@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from chatkeep.domain import errors
 from chatkeep.errors import Expired, NotFound, StoreUnavailable
 from chatkeep.models import ANYONE, ConversationPage, ConversationQuery, Mode, cursor_of, sort_key
 from chatkeep.stores.base import Store
@@ -83,7 +84,7 @@ class StoreRouter:
             return result
         if expired is not None:
             raise expired
-        raise missing or NotFound(f"conversation {conversation_id!r} not found")
+        raise missing or errors.conversation_not_found(conversation_id)
 
     async def held_elsewhere(self, tenant: str, conversation_id: str, target: Store) -> bool:
         """Whether a live conversation with this id exists in a store other than `target`."""

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from chatkeep.errors import Conflict, InvalidInput, NotFound
+from chatkeep.domain import errors
+from chatkeep.errors import Conflict, InvalidInput
 from chatkeep.models import Tenant, TenantSettings, now_ms
 from chatkeep.service.auth import (
     DEMO_TENANT,
@@ -65,7 +66,7 @@ class TenantService:
     async def get(self, tenant_id: str) -> Tenant:
         tenant = await self._store.get_tenant(tenant_id)
         if tenant is None:
-            raise NotFound(f"tenant {tenant_id!r} not found")
+            raise errors.tenant_not_found(tenant_id)
         return tenant
 
     async def rotate_key(self, tenant_id: str) -> NewTenant:

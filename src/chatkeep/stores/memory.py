@@ -7,7 +7,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
+from chatkeep.domain import (
+    after_extend,
+    after_finish,
+    apply_patch,
+    check_quota,
+    errors,
+    finished,
+    fresh_conversation,
+    is_expired,
+    matches,
+    plan_append,
+    plan_extend,
+    touched,
+    trimmed,
+)
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -31,20 +45,6 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store
 from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
-from chatkeep.stores.rules import (
-    after_extend,
-    after_finish,
-    apply_patch,
-    check_quota,
-    finished,
-    fresh_conversation,
-    is_expired,
-    matches,
-    plan_append,
-    plan_extend,
-    touched,
-    trimmed,
-)
 from chatkeep.stores.url import StoreURL
 
 
@@ -93,7 +93,7 @@ class MemoryStore(Store):
 
     async def create_tenant(self, tenant: Tenant) -> None:
         if tenant.id in self._tenants:
-            raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists")
+            raise errors.tenant_exists(tenant.id)
         self._tenants[tenant.id] = tenant
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
@@ -107,7 +107,7 @@ class MemoryStore(Store):
 
     async def update_tenant(self, tenant: Tenant) -> None:
         if tenant.id not in self._tenants:
-            raise NotFound(f"tenant {tenant.id!r} not found")
+            raise errors.tenant_not_found(tenant.id)
         self._tenants[tenant.id] = tenant
 
     # -- conversations ----------------------------------------------------------------------------
@@ -128,9 +128,9 @@ class MemoryStore(Store):
     def _entry(self, tenant: str, conversation_id: str, scope: Scope = ANYONE) -> _Entry:
         entry = self._entries.get((tenant, conversation_id))
         if entry is None or not scope.admits(entry.conversation.user, entry.conversation.workspace):
-            raise NotFound(f"conversation {conversation_id!r} not found")
+            raise errors.conversation_not_found(conversation_id)
         if is_expired(entry.conversation, self._clock()):
-            raise Expired(f"conversation {conversation_id!r} expired")
+            raise errors.conversation_expired(conversation_id)
         return entry
 
     async def create_conversation(
@@ -144,7 +144,7 @@ class MemoryStore(Store):
         key = (conversation.tenant, conversation.id)
         old = self._entries.get(key)
         if old is not None and not is_expired(old.conversation, now):
-            raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists")
+            raise errors.conversation_exists(conversation.id)
         live = [c for c in self._live(now) if c.tenant == conversation.tenant]
         check_quota(
             len(live),
@@ -191,12 +191,7 @@ class MemoryStore(Store):
     ) -> Conversation:
         entry = self._entry(tenant, conversation_id, scope)
         current = entry.conversation
-        if expected_version is not None and expected_version != current.version:
-            raise VersionMismatch(
-                f"conversation {conversation_id!r} is at version {current.version}",
-                current_version=current.version,
-            )
-        patched = apply_patch(current, patch, self._clock())
+        patched = apply_patch(current, patch, self._clock(), expected_version)
         self._charge(entry, conversation_size(patched) - conversation_size(current))
         entry.conversation = patched
         return entry.conversation
@@ -239,7 +234,7 @@ class MemoryStore(Store):
     def _message(self, entry: _Entry, message_id: str) -> Message:
         seq = entry.seq_by_id.get(message_id)
         if seq is None or seq not in entry.messages or seq < entry.conversation.first_seq:
-            raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+            raise errors.message_not_found(message_id)
         return entry.messages[seq]
 
     async def extend_message(

@@ -17,7 +17,8 @@ from typing import Any
 
 from chatkeep import codec, tasks
 from chatkeep.codec import Frame
-from chatkeep.errors import Forbidden, InvalidInput, NotFound, StoreUnavailable
+from chatkeep.domain import errors
+from chatkeep.errors import Forbidden, InvalidInput, StoreUnavailable
 from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.models import Conversation, Event, EventType
 from chatkeep.service.realtime.channel import GAP_WAIT, Channel, Follower, Place, Ready, Source
@@ -148,7 +149,7 @@ class Hub:
         try:
             conversation = await self._source.get_conversation(p, conversation_id)
             if channel.places.get(follower) is not place:
-                raise NotFound(f"conversation {conversation_id!r} not found")
+                raise errors.conversation_not_found(conversation_id)
             last = conversation.last_seq
             start = last if after_seq is None else min(after_seq, last)
             if last - max(start, conversation.first_seq - 1) > MAX_BACKLOG:

@@ -16,7 +16,8 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
-from chatkeep.errors import Expired, NotFound, StoreUnavailable
+from chatkeep.domain import errors
+from chatkeep.errors import NotFound, StoreUnavailable
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -241,9 +242,9 @@ class Admission:
             raise self.unavailable(f"conversation {cid!r} is not known to this instance")
         c = known.conversation
         if not scope.admits(c.user, c.workspace):
-            raise NotFound(f"conversation {cid!r} not found")
+            raise errors.conversation_not_found(cid)
         if c.expires_at is not None and c.expires_at <= self.memory.now():
-            raise Expired(f"conversation {cid!r} expired")
+            raise errors.conversation_expired(cid)
         return c
 
     async def read(

@@ -7,6 +7,9 @@ from typing import Any
 
 import orjson
 
+from chatkeep.domain import (
+    check_replay,
+)
 from chatkeep.models import (
     Conversation,
     ConversationCursor,
@@ -19,9 +22,6 @@ from chatkeep.models import (
     Tenant,
     TenantSettings,
     Usage,
-)
-from chatkeep.stores.rules import (
-    check_replay,
 )
 
 PINNED = 2**43  # the list score of a pinned conversation is offset by this (above any ms timestamp)

@@ -13,11 +13,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from chatkeep.domain import errors
 from chatkeep.errors import (
     ChatkeepError,
-    Conflict,
-    Expired,
-    NotFound,
     StoreUnavailable,
 )
 from chatkeep.models import (
@@ -142,7 +140,7 @@ class RedisCore(Store):
             "TENANT_CREATE", self._tenant_keys(), [tenant.id, codec.tenant_json(tenant), tenant.api_key_hash]
         )
         if answer == "exists":
-            raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists")
+            raise errors.tenant_exists(tenant.id)
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         async with self._guard():
@@ -164,7 +162,7 @@ class RedisCore(Store):
             "TENANT_UPDATE", self._tenant_keys(), [tenant.id, codec.tenant_json(tenant), tenant.api_key_hash]
         )
         if answer == "missing":
-            raise NotFound(f"tenant {tenant.id!r} not found")
+            raise errors.tenant_not_found(tenant.id)
 
     # -- what a write leaves behind in the tenant's indexes --------------------------------------
 
@@ -191,5 +189,5 @@ class RedisCore(Store):
         if answer[0] in ("tomb", "expired"):
             user, workspace, *_ = (answer[1] or f"{SEP}{SEP}").split(SEP)
             if user and scope.admits(user, workspace):
-                return Expired(f"conversation {cid!r} expired")
-        return NotFound(f"conversation {cid!r} not found")
+                return errors.conversation_expired(cid)
+        return errors.conversation_not_found(cid)

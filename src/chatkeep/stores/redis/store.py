@@ -24,11 +24,16 @@ from typing import Any, cast
 
 import orjson
 
+from chatkeep.domain import (
+    PREVIEW_CHARS,
+    check_batch,
+    errors,
+    fresh_conversation,
+    local_only,
+    matches,
+)
 from chatkeep.errors import (
-    Conflict,
-    QuotaExceeded,
     StoreUnavailable,
-    VersionMismatch,
 )
 from chatkeep.models import (
     ANYONE,
@@ -50,13 +55,6 @@ from chatkeep.models import (
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import PINNED, SEP
 from chatkeep.stores.redis.streams import RedisStreams
-from chatkeep.stores.rules import (
-    PREVIEW_CHARS,
-    check_batch,
-    fresh_conversation,
-    local_only,
-    matches,
-)
 
 # An append whose stored ids changed between its comparison and its write compares again.
 APPEND_ROUNDS = 5
@@ -91,20 +89,16 @@ class RedisStore(RedisStreams):
             ],
         )
         if answer[0] == "exists":
-            raise Conflict(f"conversation {stored.id!r} exists", code="conversation_exists")
+            raise errors.conversation_exists(stored.id)
         if answer[0] in ("tenant_limit", "user_limit"):
-            limit = max_per_tenant if answer[0] == "tenant_limit" else max_per_user
-            who = "tenant" if answer[0] == "tenant_limit" else "user"
-            raise QuotaExceeded(
-                f"the {who} holds {answer[1]} conversations; the limit is {limit}",
-                code="conversation_limit",
-                limit=limit,
-            )
+            holder = "tenant" if answer[0] == "tenant_limit" else "user"
+            limit = max_per_tenant if holder == "tenant" else max_per_user
+            raise errors.conversation_limit(holder, int(answer[1]), cast(int, limit))
         result = await self._script(
             "CREATE", self._conv_keys(stored.tenant, stored.id), [now, *codec.record_fields(stored)]
         )
         if result == "exists":
-            raise Conflict(f"conversation {stored.id!r} exists", code="conversation_exists")
+            raise errors.conversation_exists(stored.id)
         await self._note_expiring(stored)
         return stored
 
@@ -202,9 +196,7 @@ class RedisStore(RedisStreams):
             raise await self._gone(tenant, conversation_id, scope)
         if answer[0] == "version":
             current = int(answer[1])
-            raise VersionMismatch(
-                f"conversation {conversation_id!r} is at version {current}", current_version=current
-            )
+            raise errors.version_mismatch(conversation_id, current)
         updated = codec.conversation_of(tenant, conversation_id, codec.pairs_of(answer[1:]))
         await self._listed(updated)
         return updated
@@ -318,11 +310,7 @@ class RedisStore(RedisStreams):
         if status == "local_only":
             raise local_only(conversation_id)
         if status == "limit":
-            raise QuotaExceeded(
-                f"conversation {conversation_id!r} holds {answer[1]} messages; the limit is {max_messages}",
-                code="message_limit",
-                limit=max_messages,
-            )
+            raise errors.message_limit(conversation_id, int(answer[1]), cast(int, max_messages))
         olds = codec.replays(conversation_id, messages, answer)
         conversation = codec.conversation_of(
             tenant, conversation_id, codec.pairs_of(answer[1 + 2 * len(messages) :])

@@ -6,6 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import cast
 
+from chatkeep.domain import (
+    PREVIEW_CHARS,
+    errors,
+    finished,
+    plan_extend,
+)
 from chatkeep.errors import (
     NotFound,
     StoreUnavailable,
@@ -23,11 +29,6 @@ from chatkeep.stores.base import Extension
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.redis.core import RedisCore
-from chatkeep.stores.rules import (
-    PREVIEW_CHARS,
-    finished,
-    plan_extend,
-)
 
 SWAP_ATTEMPTS = 20
 
@@ -60,7 +61,7 @@ class RedisStreams(RedisCore):
         if answer[0] == "missing":
             raise await self._gone(tenant, cid, scope)
         if answer[0] == "no_message":
-            raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+            raise errors.message_not_found(message_id)
         return codec.conversation_of(tenant, cid, codec.pairs_of(answer[3:])), answer[2]
 
     async def _swap(

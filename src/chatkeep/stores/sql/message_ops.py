@@ -11,6 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from chatkeep.domain import (
+    AppendPlan,
+    after_extend,
+    after_finish,
+    check_appendable,
+    errors,
+    finished,
+    plan_append,
+    plan_extend,
+)
 from chatkeep.errors import NotFound, QuotaExceeded
 from chatkeep.models import (
     ANYONE,
@@ -25,15 +35,6 @@ from chatkeep.models import (
     Usage,
 )
 from chatkeep.stores.base import Extension
-from chatkeep.stores.rules import (
-    AppendPlan,
-    after_extend,
-    after_finish,
-    check_appendable,
-    finished,
-    plan_append,
-    plan_extend,
-)
 from chatkeep.stores.sql.ops import load
 from chatkeep.stores.sql.rows import (
     message_of,
@@ -150,7 +151,7 @@ def _load_message(conn: sa.Connection, conversation: Conversation, message_id: s
         GET_MESSAGE, {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id}
     ).first()
     if row is None or row.seq < conversation.first_seq:
-        raise NotFound(f"message {message_id!r} not found", code="message_not_found")
+        raise errors.message_not_found(message_id)
     return message_of(row)
 
 

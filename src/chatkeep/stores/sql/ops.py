@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from chatkeep.errors import Conflict, Expired, NotFound, VersionMismatch
+from chatkeep.domain import (
+    apply_patch,
+    check_quota,
+    errors,
+    fold,
+    fresh_conversation,
+    is_expired,
+    touched,
+)
+from chatkeep.errors import Expired, NotFound
 from chatkeep.models import (
     ANYONE,
     Conversation,
@@ -21,14 +30,6 @@ from chatkeep.models import (
     Scope,
     Tenant,
     cursor_of,
-)
-from chatkeep.stores.rules import (
-    apply_patch,
-    check_quota,
-    fold,
-    fresh_conversation,
-    is_expired,
-    touched,
 )
 from chatkeep.stores.sql.rows import (
     conversation_of,
@@ -56,7 +57,7 @@ def create_tenant(conn: sa.Connection, tenant: Tenant) -> None:
         with conn.begin_nested():
             conn.execute(sa.insert(tenants).values(**tenant_values(tenant)))
     except sa.exc.IntegrityError:
-        raise Conflict(f"tenant {tenant.id!r} exists", code="tenant_exists") from None
+        raise errors.tenant_exists(tenant.id) from None
 
 
 def find_tenant(conn: sa.Connection, column: str, value: str) -> Tenant | None:
@@ -71,7 +72,7 @@ def list_tenants(conn: sa.Connection) -> list[Tenant]:
 def update_tenant(conn: sa.Connection, tenant: Tenant) -> None:
     result = conn.execute(sa.update(tenants).where(tenants.c.id == tenant.id).values(**tenant_values(tenant)))
     if result.rowcount == 0:
-        raise NotFound(f"tenant {tenant.id!r} not found")
+        raise errors.tenant_not_found(tenant.id)
 
 
 # -- conversations ----------------------------------------------------------------------------------
@@ -85,10 +86,10 @@ def load(
         LOCK_CONVERSATION if for_update else GET_CONVERSATION, {"tenant": tenant, "cid": cid}
     ).first()
     if row is None or not scope.admits(row.user_id, row.workspace):
-        raise NotFound(f"conversation {cid!r} not found")
+        raise errors.conversation_not_found(cid)
     conversation = conversation_of(row)
     if is_expired(conversation, now):
-        raise Expired(f"conversation {cid!r} expired")
+        raise errors.conversation_expired(cid)
     return conversation
 
 
@@ -119,7 +120,7 @@ def create_conversation(
         )
     try:
         load(conn, conversation.tenant, conversation.id, now, for_update=True)
-        raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists")
+        raise errors.conversation_exists(conversation.id)
     except Expired:
         purge(conn, conversation.tenant, conversation.id)
     except NotFound:
@@ -135,7 +136,7 @@ def create_conversation(
         with conn.begin_nested():
             conn.execute(sa.insert(conversations).values(**conversation_values(stored)))
     except sa.exc.IntegrityError:  # a concurrent create of the same id won
-        raise Conflict(f"conversation {conversation.id!r} exists", code="conversation_exists") from None
+        raise errors.conversation_exists(conversation.id) from None
     write_tags(conn, stored)
     return stored
 
@@ -184,11 +185,7 @@ def update_conversation(
     scope: Scope,
 ) -> Conversation:
     current = load(conn, tenant, cid, now, scope=scope, for_update=True)
-    if expected_version is not None and expected_version != current.version:
-        raise VersionMismatch(
-            f"conversation {cid!r} is at version {current.version}", current_version=current.version
-        )
-    updated = apply_patch(current, patch, now)
+    updated = apply_patch(current, patch, now, expected_version)
     conn.execute(
         sa.update(conversations).where(CONVERSATION_KEY).values(**conversation_values(updated)),
         {"tenant": tenant, "cid": cid},

@@ -6,6 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from chatkeep.domain import (
+    fold,
+)
 from chatkeep.models import (
     Conversation,
     Message,
@@ -15,9 +18,6 @@ from chatkeep.models import (
     Tenant,
     TenantSettings,
     Usage,
-)
-from chatkeep.stores.rules import (
-    fold,
 )
 
 # -- rows <-> models --------------------------------------------------------------------------------
