@@ -499,6 +499,31 @@ async def test_message_limit_trim_drops_the_oldest_and_never_reuses_seqs(store: 
     assert (await store.get_conversation(tenant, c.id)).last_seq == 7
 
 
+async def test_a_trimmed_message_keeps_its_id_seq_role_time_and_usage(store: Store, tenant: str) -> None:
+    """What a retry of a trimmed message answers is what the first append stored, less its text."""
+    c = await store.create_conversation(conv(tenant))
+    first = await store.append_messages(
+        tenant, c.id, [msg("a0", role=Role.ASSISTANT, usage=Usage(3, 4), metadata={"k": 1})],
+        max_messages=2, policy=LimitPolicy.TRIM,
+    )  # fmt: skip
+    original = first.results[0].message
+    await tick()
+    for mid in ("a1", "a2"):
+        await store.append_messages(tenant, c.id, [msg(mid)], max_messages=2, policy=LimitPolicy.TRIM)
+    await tick()
+    # A retry of a trimmed id matches whatever it sends: only the stub is left to compare with.
+    retry = await store.append_messages(
+        tenant, c.id, [msg("a0", "other text", role=Role.USER)], max_messages=2, policy=LimitPolicy.TRIM
+    )
+    stub = retry.results[0].message
+    assert retry.results[0].created is False
+    assert (stub.id, stub.seq, stub.role, stub.created_at, stub.usage) == (
+        "a0", 1, Role.ASSISTANT, original.created_at, Usage(3, 4)
+    )  # fmt: skip
+    assert (stub.status, stub.content, stub.parts, stub.metadata) == (MessageStatus.TRIMMED, "", None, None)
+    assert retry.conversation.usage == Usage(3, 4)
+
+
 async def test_a_batch_larger_than_the_limit_is_refused_even_when_trimming(store: Store, tenant: str) -> None:
     c = await store.create_conversation(conv(tenant))
     with pytest.raises(QuotaExceeded):

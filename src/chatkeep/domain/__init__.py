@@ -21,6 +21,7 @@ from chatkeep.domain.conversations import (
     fresh_conversation,
     is_expired,
     matches,
+    page_bounds,
     touched,
 )
 from chatkeep.domain.errors import local_only
@@ -44,6 +45,7 @@ __all__ = [
     "is_expired",
     "local_only",
     "matches",
+    "page_bounds",
     "plan_append",
     "plan_extend",
     "same_message",

@@ -93,3 +93,19 @@ def matches(conversation: Conversation, query: ConversationQuery) -> bool:
         and (q.tag is None or q.tag in c.tags)
         and (q.text is None or fold(q.text) in fold(c.title))
     )
+
+
+def page_bounds(
+    conversation: Conversation, before: int | None, after: int | None, limit: int
+) -> tuple[range, bool]:
+    """The seqs of a page of retained messages (see `Store.read_messages`) and whether more lie
+    beyond it in the direction of travel."""
+    low, high = conversation.first_seq, conversation.last_seq  # retained seqs, inclusive
+    if after is not None:
+        ceiling = high if before is None else min(high, before - 1)
+        start = max(low, after + 1)
+        stop = min(ceiling, start + limit - 1)
+        return range(start, stop + 1), stop < ceiling
+    stop = high if before is None else min(high, before - 1)
+    start = max(low, stop - limit + 1)
+    return range(start, stop + 1), start > low

@@ -17,6 +17,7 @@ from chatkeep.domain import (
     fresh_conversation,
     is_expired,
     matches,
+    page_bounds,
     plan_append,
     plan_extend,
     touched,
@@ -366,16 +367,5 @@ class MemoryStore(Store):
         entry = self._entries.get((conversation.tenant, conversation.id))
         if entry is None or entry.swept:
             return MessagePage([], has_more=False)
-        current = entry.conversation
-        low, high = current.first_seq, current.last_seq  # retained seqs, inclusive
-        if after is not None:
-            ceiling = high if before is None else min(high, before - 1)
-            start = max(low, after + 1)
-            stop = min(ceiling, start + limit - 1)
-            has_more = stop < ceiling
-        else:
-            stop = high if before is None else min(high, before - 1)
-            start = max(low, stop - limit + 1)
-            has_more = start > low
-        seqs = range(start, stop + 1)
+        seqs, has_more = page_bounds(entry.conversation, before, after, limit)
         return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)

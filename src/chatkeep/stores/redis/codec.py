@@ -7,9 +7,6 @@ from typing import Any
 
 import orjson
 
-from chatkeep.domain import (
-    check_replay,
-)
 from chatkeep.models import (
     Conversation,
     ConversationCursor,
@@ -121,33 +118,11 @@ def body_of(m: NewMessage | Message) -> dict[str, Any]:
     }
 
 
-def message_body(m: NewMessage) -> str:
-    return orjson.dumps(body_of(m)).decode()
-
-
-def replays(cid: str, messages: Sequence[NewMessage], answer: list[Any]) -> dict[int, Message]:
-    """The stored messages an APPEND answer names ('old'), by position in the batch, each checked
-    to be the same message as the one appended again (`check_replay`)."""
-    olds: dict[int, Message] = {}
-    for k, new in enumerate(messages):
-        kind, value = answer[1 + 2 * k], answer[2 + 2 * k]
-        if kind != "old":
-            continue
-        if value.startswith("trimmed:"):
-            stored = Message(cid, new.id, int(value[8:]), new.role, "", 0, status=MessageStatus.TRIMMED)
-        else:
-            stored = stored_message(cid, value)
-        olds[k] = check_replay(stored, new)
-    return olds
-
-
-def created_message(cid: str, m: NewMessage, seq: int, now: int) -> Message:
-    return Message(cid, m.id, seq, m.role, m.content, now, m.parts, m.metadata, m.usage, m.status)
-
-
-def encode(m: Message, updated: int) -> str:
-    """A message as stored in the `m` hash: [seq, created_at, body]; `updated` is when it last changed."""
-    return orjson.dumps([m.seq, m.created_at, {**body_of(m), "updated": updated}]).decode()
+def encode(m: Message, updated: int | None = None) -> str:
+    """A message as stored in the `m` hash: [seq, created_at, body]; `updated` is when it last changed
+    (absent: when it was created)."""
+    body = body_of(m) if updated is None else {**body_of(m), "updated": updated}
+    return orjson.dumps([m.seq, m.created_at, body]).decode()
 
 
 def decode(cid: str, raw: str) -> tuple[Message, int]:

@@ -12,33 +12,32 @@ Keys (prefix `ck` unless the URL says `?prefix=`):
     ck:{tenants}:all, ck:{tenants}:keys                    tenants and their API key hashes
     ck:expiring  set of tenants with expiring conversations, for the sweeper
 
-A write runs as one Lua script on the conversation's keys (checks and write are atomic); the
-tenant's indexes are updated right after by a second script in the tenant's slot. Reads of a list
-trust the records over the indexes (a record that is gone or no longer matches is skipped).
+A write to a conversation reads a snapshot of its keys, plans the write with `chatkeep.domain` and
+commits the write set only if the conversation did not change meanwhile (`commit.py`); the
+tenant's indexes are updated right after by a script in the tenant's slot. A message the trim
+dropped stays as its stub (id, seq, role, time, usage). Reads of a list trust the records over
+the indexes (a record that is gone or no longer matches is skipped).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
-
-import orjson
+from typing import cast
 
 from chatkeep.domain import (
-    PREVIEW_CHARS,
+    apply_patch,
     check_batch,
     errors,
     fresh_conversation,
-    local_only,
+    is_expired,
     matches,
-)
-from chatkeep.errors import (
-    StoreUnavailable,
+    plan_append,
+    touched,
+    trimmed,
 )
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
-    AppendResult,
     Conversation,
     ConversationCursor,
     ConversationPage,
@@ -46,6 +45,7 @@ from chatkeep.models import (
     ConversationQuery,
     ExpiredConversation,
     LimitPolicy,
+    Message,
     MessageStatus,
     Mode,
     NewMessage,
@@ -54,10 +54,10 @@ from chatkeep.models import (
 )
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import PINNED, SEP
+from chatkeep.stores.redis.commit import ROUNDS, WriteSet
 from chatkeep.stores.redis.streams import RedisStreams
 
-# An append whose stored ids changed between its comparison and its write compares again.
-APPEND_ROUNDS = 5
+TRIMMED = MessageStatus.TRIMMED
 
 
 class RedisStore(RedisStreams):
@@ -94,11 +94,18 @@ class RedisStore(RedisStreams):
             holder = "tenant" if answer[0] == "tenant_limit" else "user"
             limit = max_per_tenant if holder == "tenant" else max_per_user
             raise errors.conversation_limit(holder, int(answer[1]), cast(int, limit))
-        result = await self._script(
-            "CREATE", self._conv_keys(stored.tenant, stored.id), [now, *codec.record_fields(stored)]
-        )
-        if result == "exists":
-            raise errors.conversation_exists(stored.id)
+        async with self._turn(stored.tenant, stored.id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot = await self._read(stored.tenant, stored.id)
+                if snapshot.record and not is_expired(
+                    codec.conversation_of(stored.tenant, stored.id, snapshot.record), now
+                ):
+                    raise errors.conversation_exists(stored.id)
+                if await self._commit(snapshot, stored, reset=True):
+                    break
+            else:
+                raise self._lost(stored.id)
         await self._note_expiring(stored)
         return stored
 
@@ -179,49 +186,43 @@ class RedisStore(RedisStreams):
         expected_version: int | None = None,
         scope: Scope = ANYONE,
     ) -> Conversation:
-        fields: list[Any] = []
-        for name, value in (("title", patch.title), ("starred", patch.starred), ("pinned", patch.pinned),
-                            ("archived", patch.archived)):  # fmt: skip
-            if value is not None:
-                fields += [name, codec.field_text(value)]
-        if patch.tags is not None:
-            fields += ["tags", orjson.dumps(list(patch.tags)).decode()]
-        ttl = "keep" if patch.ttl is None else codec.opt(patch.ttl.ms)
-        answer = await self._script(
-            "UPDATE",
-            self._conv_keys(tenant, conversation_id),
-            [self._clock(), *codec.scope_args(scope), codec.opt(expected_version), ttl, *fields],
-        )
-        if answer[0] == "missing":
-            raise await self._gone(tenant, conversation_id, scope)
-        if answer[0] == "version":
-            current = int(answer[1])
-            raise errors.version_mismatch(conversation_id, current)
-        updated = codec.conversation_of(tenant, conversation_id, codec.pairs_of(answer[1:]))
-        await self._listed(updated)
-        return updated
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot = await self._read(tenant, conversation_id)
+                current = await self._live(tenant, conversation_id, snapshot, scope)
+                updated = apply_patch(current, patch, self._clock(), expected_version)
+                if await self._commit(snapshot, updated):
+                    await self._listed(updated)
+                    return updated
+            raise self._lost(conversation_id)
 
     async def touch_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
-        answer = await self._script(
-            "TOUCH", self._conv_keys(tenant, conversation_id), [self._clock(), *codec.scope_args(scope)]
-        )
-        if answer[0] == "missing":
-            raise await self._gone(tenant, conversation_id, scope)
-        touched = codec.conversation_of(tenant, conversation_id, codec.pairs_of(answer[1:]))
-        await self._listed(touched)
-        return touched
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot = await self._read(tenant, conversation_id)
+                current = await self._live(tenant, conversation_id, snapshot, scope)
+                after = touched(current, self._clock())
+                if await self._commit(snapshot, after):
+                    await self._listed(after)
+                    return after
+            raise self._lost(conversation_id)
 
     async def delete_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
-        answer = await self._script(
-            "DELETE", self._conv_keys(tenant, conversation_id), [self._clock(), *codec.scope_args(scope)]
-        )
-        if answer[0] == "missing":
-            raise await self._gone(tenant, conversation_id, scope)
-        deleted = codec.conversation_of(tenant, conversation_id, codec.pairs_of(answer[1:]))
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot = await self._read(tenant, conversation_id)
+                deleted = await self._live(tenant, conversation_id, snapshot, scope)
+                if await self._drop(snapshot, tenant, conversation_id):
+                    break
+            else:
+                raise self._lost(conversation_id)
         await self._script(
             "INDEX_REMOVE", self._index_keys(tenant, deleted.user, deleted.workspace), [conversation_id]
         )
@@ -275,60 +276,34 @@ class RedisStore(RedisStreams):
         scope: Scope = ANYONE,
     ) -> AppendOutcome:
         check_batch(messages)
-        now = self._clock()
-        args: list[Any] = [
-            now,
-            codec.opt(max_messages),
-            policy.value,
-            *codec.scope_args(scope),
-            len(messages),
-        ]
-        for new in messages:
-            args += [
-                new.id,
-                codec.message_body(new),
-                new.content[:PREVIEW_CHARS],
-                new.usage.input_tokens,
-                new.usage.output_tokens,
-            ]
-        # Stored ids are compared here (one rule, in base.py) before anything is written: the script
-        # answers 'seen' with the stored messages, and writes only once told how many were compared.
-        compared = ""
-        for _ in range(APPEND_ROUNDS):
-            answer = await self._script("APPEND", self._conv_keys(tenant, conversation_id), [*args, compared])
-            if answer[0] != "seen":
-                break
-            olds = codec.replays(conversation_id, messages, answer)
-            compared = str(len(olds))
-        else:
-            raise StoreUnavailable(
-                f"conversation {conversation_id!r} kept changing; try again", public="try again"
-            )
-        status = answer[0]
-        if status == "missing":
-            raise await self._gone(tenant, conversation_id, scope)
-        if status == "local_only":
-            raise local_only(conversation_id)
-        if status == "limit":
-            raise errors.message_limit(conversation_id, int(answer[1]), cast(int, max_messages))
-        olds = codec.replays(conversation_id, messages, answer)
-        conversation = codec.conversation_of(
-            tenant, conversation_id, codec.pairs_of(answer[1 + 2 * len(messages) :])
-        )
-        results: list[AppendResult] = []
-        for k, new in enumerate(messages):
-            kind, value = answer[1 + 2 * k], answer[2 + 2 * k]
-            if kind == "new":
-                results.append(
-                    AppendResult(codec.created_message(conversation_id, new, int(value), now), created=True)
-                )
-            elif kind == "dup":
-                results.append(AppendResult(results[int(value)].message, created=False))
+        ids = list(dict.fromkeys(m.id for m in messages))
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                now = self._clock()
+                snapshot = await self._read(tenant, conversation_id, ids)
+                before = await self._live(tenant, conversation_id, snapshot, scope)
+                existing = dict(snapshot.messages)
+                for new in messages:  # dropped by the trim before stubs were kept: only id and seq remain
+                    if new.id in snapshot.dropped:
+                        seq = snapshot.dropped[new.id]
+                        existing[new.id] = Message(
+                            conversation_id, new.id, seq, new.role, "", 0, status=TRIMMED
+                        )
+                plan = plan_append(before, existing, messages, now, max_messages=max_messages, policy=policy)
+                if not plan.inserts:
+                    return AppendOutcome(before, plan.results)
+                writes = WriteSet()
+                for old in await self._messages(tenant, conversation_id, plan.trimmed_seqs(before)):
+                    writes.messages[old.seq] = codec.encode(trimmed(old))
+                for message in plan.inserts:
+                    writes.put(message)
+                if await self._commit(snapshot, plan.conversation, writes):
+                    break
             else:
-                results.append(AppendResult(olds[k], created=False))
-        if any(r.created for r in results):
-            await self._listed(conversation)
-        streams = [r.message for r in results if r.created and r.message.status is MessageStatus.STREAMING]
-        for message in streams:
-            await self._note_stream(tenant, conversation_id, message.id, message.created_at)
-        return AppendOutcome(conversation, results)
+                raise self._lost(conversation_id)
+        await self._listed(plan.conversation)
+        for message in plan.inserts:
+            if message.status is MessageStatus.STREAMING:
+                await self._note_stream(tenant, conversation_id, message.id, message.created_at)
+        return AppendOutcome(plan.conversation, plan.results)

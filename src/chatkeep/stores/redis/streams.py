@@ -1,5 +1,5 @@
-"""Streaming replies in Redis: deltas swapped in under a compare-and-set, finishing, interrupting
-the replies whose writer went quiet; and reading a page of messages."""
+"""Streaming replies in Redis: deltas and finishing, each a conditional commit of what the domain
+planned; interrupting the replies whose writer went quiet; and reading a page of messages."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from dataclasses import replace
 from typing import cast
 
 from chatkeep.domain import (
-    PREVIEW_CHARS,
+    after_extend,
+    after_finish,
     errors,
     finished,
+    page_bounds,
     plan_extend,
 )
-from chatkeep.errors import (
-    NotFound,
-    StoreUnavailable,
-)
+from chatkeep.errors import NotFound
 from chatkeep.models import (
     ANYONE,
     Conversation,
@@ -28,12 +27,10 @@ from chatkeep.models import (
 from chatkeep.stores.base import Extension
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import SEP
-from chatkeep.stores.redis.core import RedisCore
-
-SWAP_ATTEMPTS = 20
+from chatkeep.stores.redis.commit import ROUNDS, RedisCommits, Snapshot, WriteSet
 
 
-class RedisStreams(RedisCore):
+class RedisStreams(RedisCommits):
     """Streaming replies and page reads of the Redis store."""
 
     # -- streaming replies ------------------------------------------------------------------------
@@ -51,44 +48,31 @@ class RedisStreams(RedisCore):
             else:
                 await self._redis.zadd(self._streams_key, {member: updated})
 
-    async def _get_message(
+    async def _message(
         self, tenant: str, cid: str, message_id: str, scope: Scope
-    ) -> tuple[Conversation, str]:
-        keys = self._conv_keys(tenant, cid)
-        answer = await self._script(
-            "GET_MESSAGE", keys, [self._clock(), *codec.scope_args(scope), message_id]
-        )
-        if answer[0] == "missing":
-            raise await self._gone(tenant, cid, scope)
-        if answer[0] == "no_message":
+    ) -> tuple[Snapshot, Conversation, Message]:
+        snapshot = await self._read(tenant, cid, [message_id])
+        conversation = await self._live(tenant, cid, snapshot, scope)
+        message = snapshot.messages.get(message_id)
+        if message is None:
             raise errors.message_not_found(message_id)
-        return codec.conversation_of(tenant, cid, codec.pairs_of(answer[3:])), answer[2]
+        return snapshot, conversation, message
 
-    async def _swap(
-        self, tenant: str, cid: str, stored: str, after: Message, before: Message, now: int, scope: Scope
+    async def _replace(
+        self, snapshot: Snapshot, conversation: Conversation, before: Message, after: Message, now: int
     ) -> Conversation | None:
-        """Replace a message read as `stored` with `after`, unless it changed meanwhile (None)."""
-        answer = await self._script(
-            "SWAP_MESSAGE",
-            self._conv_keys(tenant, cid),
-            [
-                now,
-                *codec.scope_args(scope),
-                after.seq,
-                stored,
-                codec.encode(after, now),
-                after.usage.input_tokens - before.usage.input_tokens,
-                after.usage.output_tokens - before.usage.output_tokens,
-                after.content[:PREVIEW_CHARS],
-            ],
-        )
-        if answer[0] == "missing":
-            raise await self._gone(tenant, cid, scope)
-        if answer[0] == "changed":
+        """Store `after` in place of `before`, with the conversation as the domain says it is then;
+        None when the conversation changed since `snapshot` (plan again)."""
+        if after.status is MessageStatus.STREAMING:
+            changed = after_extend(conversation, after, now)
+        else:
+            changed = after_finish(conversation, before, after, now)
+        writes = WriteSet()
+        writes.messages[after.seq] = codec.encode(after, now)
+        if not await self._commit(snapshot, changed, writes):
             return None
-        conversation = codec.conversation_of(tenant, cid, codec.pairs_of(answer[1:]))
-        await self._listed(conversation)
-        return conversation
+        await self._listed(changed)
+        return changed
 
     async def extend_message(
         self,
@@ -101,21 +85,22 @@ class RedisStreams(RedisCore):
         max_bytes: int | None = None,
         scope: Scope = ANYONE,
     ) -> Extension:
-        for _ in range(SWAP_ATTEMPTS):
-            conversation, stored = await self._get_message(tenant, conversation_id, message_id, scope)
-            message, _ = codec.decode(conversation_id, stored)
-            at, suffix = plan_extend(message, text, offset, max_bytes)
-            if not suffix:
-                return Extension(conversation, message, at, "")
-            now = self._clock()
-            grown = replace(message, content=message.content + suffix)
-            swapped = await self._swap(tenant, conversation_id, stored, grown, message, now, scope)
-            if swapped is not None:
-                await self._note_stream(tenant, conversation_id, message_id, now)
-                return Extension(swapped, grown, at, suffix)
-        raise StoreUnavailable(
-            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
-        )
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot, conversation, message = await self._message(
+                    tenant, conversation_id, message_id, scope
+                )
+                at, suffix = plan_extend(message, text, offset, max_bytes)
+                if not suffix:
+                    return Extension(conversation, message, at, "")
+                now = self._clock()
+                grown = replace(message, content=message.content + suffix)
+                changed = await self._replace(snapshot, conversation, message, grown, now)
+                if changed is not None:
+                    await self._note_stream(tenant, conversation_id, message_id, now)
+                    return Extension(changed, grown, at, suffix)
+            raise self._lost(conversation_id)
 
     async def finish_message(
         self,
@@ -127,21 +112,19 @@ class RedisStreams(RedisCore):
         usage: Usage | None = None,
         scope: Scope = ANYONE,
     ) -> Message:
-        for _ in range(SWAP_ATTEMPTS):
-            _, stored = await self._get_message(tenant, conversation_id, message_id, scope)
-            before, _ = codec.decode(conversation_id, stored)
-            after = finished(before, status, usage)
-            if after is None:
-                return before
-            if (
-                await self._swap(tenant, conversation_id, stored, after, before, self._clock(), scope)
-                is not None
-            ):
-                await self._note_stream(tenant, conversation_id, message_id, None)
-                return after
-        raise StoreUnavailable(
-            f"message {message_id!r} kept changing; try again", public="the message kept changing; try again"
-        )
+        async with self._turn(tenant, conversation_id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot, conversation, before = await self._message(
+                    tenant, conversation_id, message_id, scope
+                )
+                after = finished(before, status, usage)
+                if after is None:
+                    return before
+                if await self._replace(snapshot, conversation, before, after, self._clock()) is not None:
+                    await self._note_stream(tenant, conversation_id, message_id, None)
+                    return after
+            raise self._lost(conversation_id)
 
     async def interrupt_stale_streams(
         self, *, idle_ms: int, limit: int = 500
@@ -156,22 +139,22 @@ class RedisStreams(RedisCore):
         for member in members:
             tenant, cid, message_id = member.split(SEP)
             try:
-                _, stored = await self._get_message(tenant, cid, message_id, ANYONE)
+                snapshot, conversation, message = await self._message(tenant, cid, message_id, ANYONE)
             except NotFound:  # deleted or expired: nothing to interrupt
                 await self._note_stream(tenant, cid, message_id, None)
                 continue
-            message, updated = codec.decode(cid, stored)
             if message.status is not MessageStatus.STREAMING:
                 await self._note_stream(tenant, cid, message_id, None)
                 continue
+            updated = snapshot.updated[message_id]
             if updated > cutoff:  # extended since the index was read
                 await self._note_stream(tenant, cid, message_id, updated)
                 continue
             interrupted = replace(message, status=MessageStatus.INTERRUPTED)
-            conversation = await self._swap(tenant, cid, stored, interrupted, message, self._clock(), ANYONE)
-            if conversation is not None:  # another sweeper did not get there first
+            changed = await self._replace(snapshot, conversation, message, interrupted, self._clock())
+            if changed is not None:  # nothing changed the conversation since it was read
                 await self._note_stream(tenant, cid, message_id, None)
-                done.append((conversation, interrupted))
+                done.append((changed, interrupted))
         return done
 
     async def read_messages(
@@ -182,10 +165,8 @@ class RedisStreams(RedisCore):
         after: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
-        keys = self._conv_keys(conversation.tenant, conversation.id)[:2]
-        answer = await self._script("PAGE", keys, [codec.opt(before), codec.opt(after), limit])
-        rows = [row for row in answer[1:] if row]
-        return MessagePage(
-            [codec.stored_message(conversation.id, row) for row in rows],
-            has_more=bool(answer[0]) and bool(rows),
-        )
+        seqs, more = page_bounds(conversation, before, after, limit)
+        rows = await self._messages(conversation.tenant, conversation.id, seqs)
+        # A message trimmed since `conversation` was read is no longer retained.
+        messages = [m for m in rows if m.status is not MessageStatus.TRIMMED]
+        return MessagePage(messages, has_more=more and bool(messages))

@@ -1,0 +1,140 @@
+"""The Redis store's one way to change a conversation: read a snapshot, plan the write with the
+rules of `chatkeep.domain`, and commit the planned write set only if the conversation did not move
+on meanwhile (see COMMIT in scripts.py). No rule is written in Lua."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import weakref
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from chatkeep.domain import is_expired
+from chatkeep.errors import StoreUnavailable
+from chatkeep.models import Conversation, Message, Scope
+from chatkeep.stores.redis import codec
+from chatkeep.stores.redis.codec import SEP
+from chatkeep.stores.redis.core import RedisCore
+
+# How many times a write is planned again after losing a race before it answers 503.
+ROUNDS = 20
+
+
+@dataclass
+class Snapshot:
+    """A conversation as one READ found it: the record's fields, and the stored messages of the ids
+    asked for (a message the trim dropped before stubs were kept comes back as a bare stub)."""
+
+    record: dict[str, str]
+    messages: dict[str, Message] = field(default_factory=dict)
+    # when each of those messages last changed
+    updated: dict[str, int] = field(default_factory=dict)
+    # ids whose message the trim dropped before stubs were kept: id -> seq
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def stamp(self) -> str:
+        return self.record.get("rev", "") + SEP + self.record.get("created", "")
+
+
+@dataclass
+class WriteSet:
+    """What a commit sets: record fields, messages by seq, and message ids by seq."""
+
+    record: dict[str, Any] = field(default_factory=dict)
+    messages: dict[int, str] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def put(self, message: Message, updated: int | None = None) -> None:
+        self.messages[message.seq] = codec.encode(message, updated)
+        self.ids[message.id] = message.seq
+
+
+class RedisCommits(RedisCore):
+    """Snapshot reads and conditional commits of one conversation's keys.
+
+    Writes to one conversation from this process take turns (`_turn`), so they never lose a race to
+    each other; a race lost to another instance is planned again after a short random pause."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, tenant: str, cid: str) -> AsyncIterator[None]:
+        lock = self._turns.get((tenant, cid))
+        if lock is None:
+            lock = self._turns[(tenant, cid)] = asyncio.Lock()
+        async with lock:
+            yield
+
+    @staticmethod
+    async def _pause(attempt: int) -> None:
+        """Before planning again after a race lost to another instance."""
+        if attempt:
+            await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+
+    async def _read(self, tenant: str, cid: str, ids: Sequence[str] = ()) -> Snapshot:
+        answer = await self._script("READ", self._conv_keys(tenant, cid), list(ids))
+        snapshot = Snapshot(codec.pairs_of(answer[0]))
+        found = answer[1]
+        for k, message_id in enumerate(ids):
+            seq, raw = found[2 * k], found[2 * k + 1]
+            if raw:
+                snapshot.messages[message_id], snapshot.updated[message_id] = codec.decode(cid, raw)
+            elif seq:
+                snapshot.dropped[message_id] = int(seq)
+        return snapshot
+
+    async def _live(self, tenant: str, cid: str, snapshot: Snapshot, scope: Scope) -> Conversation:
+        """The snapshot's conversation, if the caller may see it and it has not expired."""
+        if snapshot.record:
+            conversation = codec.conversation_of(tenant, cid, snapshot.record)
+            if scope.admits(conversation.user, conversation.workspace) and not is_expired(
+                conversation, self._clock()
+            ):
+                return conversation
+        raise await self._gone(tenant, cid, scope)
+
+    async def _messages(self, tenant: str, cid: str, seqs: Iterable[int]) -> list[Message]:
+        wanted = list(seqs)
+        if not wanted:
+            return []
+        async with self._guard():
+            rows = cast(list[str | None], await self._redis.hmget(self._conv_keys(tenant, cid)[1], wanted))
+        return [codec.stored_message(cid, row) for row in rows if row]
+
+    async def _commit(
+        self,
+        snapshot: Snapshot,
+        after: Conversation,
+        writes: WriteSet | None = None,
+        *,
+        reset: bool = False,
+    ) -> bool:
+        """Apply `after` (the record fields that differ from the snapshot's) and `writes`, unless the
+        conversation changed since the snapshot. False when it did: plan again."""
+        writes = writes or WriteSet()
+        fields = dict(zip(*[iter(codec.record_fields(after))] * 2, strict=True))
+        if reset:
+            fields["rev"] = secrets.randbelow(2**40)
+        record = {k: v for k, v in fields.items() if reset or snapshot.record.get(k) != str(v)}
+        record.update(writes.record)
+        args: list[Any] = [snapshot.stamp, "reset" if reset else "", codec.opt(after.expires_at)]
+        for pairs in (record.items(), writes.messages.items(), writes.ids.items()):
+            args.append(len(pairs))
+            args += [item for pair in pairs for item in pair]
+        answer = await self._script("COMMIT", self._conv_keys(after.tenant, after.id), args)
+        return bool(answer == "ok")
+
+    async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:
+        return bool(await self._script("DROP", self._conv_keys(tenant, cid), [snapshot.stamp]) == "ok")
+
+    def _lost(self, cid: str) -> StoreUnavailable:
+        return StoreUnavailable(f"conversation {cid!r} kept changing; try again", public="try again")
