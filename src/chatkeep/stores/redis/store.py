@@ -21,7 +21,7 @@ the indexes (a record that is gone or no longer matches is skipped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from chatkeep.domain import (
@@ -186,30 +186,28 @@ class RedisStore(RedisStreams):
         expected_version: int | None = None,
         scope: Scope = ANYONE,
     ) -> Conversation:
-        async with self._turn(tenant, conversation_id):
-            for attempt in range(ROUNDS):
-                await self._pause(attempt)
-                snapshot = await self._read(tenant, conversation_id)
-                current = await self._live(tenant, conversation_id, snapshot, scope)
-                updated = apply_patch(current, patch, self._clock(), expected_version)
-                if await self._commit(snapshot, updated):
-                    await self._listed(updated)
-                    return updated
-            raise self._lost(conversation_id)
+        return await self._rewrite(
+            tenant, conversation_id, scope, lambda c: apply_patch(c, patch, self._clock(), expected_version)
+        )
 
     async def touch_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
-        async with self._turn(tenant, conversation_id):
+        return await self._rewrite(tenant, conversation_id, scope, lambda c: touched(c, self._clock()))
+
+    async def _rewrite(
+        self, tenant: str, cid: str, scope: Scope, change: Callable[[Conversation], Conversation]
+    ) -> Conversation:
+        """Commit `change` of the conversation's record, planned again on a lost race."""
+        async with self._turn(tenant, cid):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
-                snapshot = await self._read(tenant, conversation_id)
-                current = await self._live(tenant, conversation_id, snapshot, scope)
-                after = touched(current, self._clock())
+                snapshot = await self._read(tenant, cid)
+                after = change(await self._live(tenant, cid, snapshot, scope))
                 if await self._commit(snapshot, after):
                     await self._listed(after)
                     return after
-            raise self._lost(conversation_id)
+            raise self._lost(cid)
 
     async def delete_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
