@@ -1,4 +1,5 @@
-"""Shared fixtures: one `store` fixture parametrized over every backend, each on a real server."""
+"""Shared fixtures: one `store` fixture parametrized over every backend, and one `tenant_store` fixture
+over every backend that keeps tenants, each on a real server."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatkeep.stores import Store, open_ephemeral, open_store
+from chatkeep.stores import Store, TenantStore, open_ephemeral, open_store
 from tests import services
 from tests.redis_servers import LocalCluster
 
@@ -22,6 +23,8 @@ from tests.redis_servers import LocalCluster
 os.environ.setdefault("CHATKEEP_DEMO_ASSISTANT", "off")
 
 BACKENDS = ["memory", "sqlite", "postgres", "redis", "redis_cluster", "redis_fallback"]
+# The backends that keep tenants too (TenantStore): the durable ones.
+TENANT_BACKENDS = ["memory", "sqlite", "postgres"]
 
 
 def unique(prefix: str) -> str:
@@ -95,6 +98,16 @@ async def store(
         yield opened
 
 
+@pytest.fixture(scope="session", params=TENANT_BACKENDS)
+async def tenant_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TenantStore]:
+    tmp_dir = str(tmp_path_factory.mktemp(f"tenants-{request.param}"))
+    async for opened in open_backend(request.param, tmp_dir):
+        assert isinstance(opened, TenantStore), f"{request.param} keeps no tenants"
+        yield opened
+
+
 @pytest.fixture
 def tenant() -> str:
     """A fresh tenant id: every row a store keeps is scoped by tenant, so this isolates each test."""
@@ -106,8 +119,11 @@ def tenant() -> str:
 _contract_results: dict[str, dict[str, int]] = {}
 
 
+CONFORMANCE_SUITES = ("tests/stores/test_contract.py", "tests/stores/test_tenant_contract.py")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "tests/stores/test_contract.py" not in report.nodeid or "[" not in report.nodeid:
+    if not any(suite in report.nodeid for suite in CONFORMANCE_SUITES) or "[" not in report.nodeid:
         return
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         backend = report.nodeid.rsplit("[", 1)[1].rstrip("]")

@@ -21,7 +21,10 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
-    durable_url: str = Field("sqlite:///./chatkeep.db", description="Store for durable conversations.")
+    durable_url: str = Field(
+        "sqlite:///./chatkeep.db",
+        description="Store for durable conversations and the tenants: SQLite, PostgreSQL or memory://.",
+    )
     ephemeral_url: str | None = Field(
         None, description="Store for ephemeral conversations (redis://...); in-process memory when unset."
     )

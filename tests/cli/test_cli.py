@@ -78,6 +78,17 @@ def test_an_unusable_store_url_is_explained(tmp_path: Path) -> None:
     assert "hunter2" not in err and "***" in err
 
 
+@pytest.mark.parametrize(
+    "command", [("tenants", "list"), ("tenants", "create", "Acme"), ("migrate",), ("serve",)]
+)
+def test_a_durable_store_that_keeps_no_tenants_is_refused_at_start_up(command: tuple[str, ...]) -> None:
+    code, out, err = run({"CHATKEEP_DURABLE_URL": "redis://:hunter2@127.0.0.1:6379/0"}, *command)
+    assert code == 1
+    assert err.startswith("chatkeep: the durable store redis://:***@127.0.0.1:6379/0 keeps no tenants: ")
+    assert "set CHATKEEP_DURABLE_URL to sqlite:///" in err
+    assert "Traceback" not in err + out and "hunter2" not in err
+
+
 def test_migrate_and_the_installed_entry_point(env: dict[str, str]) -> None:
     code, _, err = run(env, "migrate")
     assert code == 0 and "schema up to date" in err

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from chatkeep.cli.main import main
 from chatkeep.models import Tenant, now_ms
+from chatkeep.stores import TenantStore
 from tests.api.conftest import Api, auth, running_api
 from tests.conftest import unique
 
@@ -75,7 +76,8 @@ async def test_a_rotated_secret_verifies_during_its_overlap_only(tmp_path: Path)
         )
 
         # The overlap ends: tokens signed with the old secret stop working, cached or not.
-        store = api.services.router.durable
+        store = api.services.router.durable  # the durable store keeps the tenants
+        assert isinstance(store, TenantStore)
         current = await store.get_tenant(tenant.id)
         assert current is not None
         await store.update_tenant(dataclasses.replace(current, previous_secret_expires_at=now_ms() - 1))

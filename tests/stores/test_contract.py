@@ -23,8 +23,6 @@ from chatkeep.models import (
     NewMessage,
     Role,
     Scope,
-    Tenant,
-    TenantSettings,
     Usage,
     sort_key,
 )
@@ -52,65 +50,6 @@ def msg(mid: str, content: str = "", role: Role = Role.USER, **kw: object) -> Ne
 async def tick() -> None:
     """Let the millisecond clock move, so activity timestamps differ."""
     await asyncio.sleep(0.003)
-
-
-# -- tenants ----------------------------------------------------------------------------------------
-
-
-async def test_tenant_create_get_by_id_and_key_list_update(store: Store) -> None:
-    tid = unique("t")
-    tenant = Tenant(id=tid, name="Acme", api_key_hash=unique("h"), token_secret="s3cret", created_at=1)
-    await store.create_tenant(tenant)
-    assert await store.get_tenant(tid) == tenant
-    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) == tenant
-    assert await store.get_tenant(unique("t")) is None
-    assert await store.get_tenant_by_key_hash("no-such-hash") is None
-    assert tid in [t.id for t in await store.list_tenants()]
-
-    changed = dataclasses.replace(
-        tenant, settings=TenantSettings(default_mode=Mode.EPHEMERAL), api_key_hash=unique("h")
-    )
-    await store.update_tenant(changed)
-    assert await store.get_tenant(tid) == changed
-    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) is None
-
-
-async def test_a_rotated_tenant_keeps_its_previous_secret_and_token_lifetime(store: Store) -> None:
-    tenant = Tenant(id=unique("t"), name="R", api_key_hash=unique("h"), token_secret="new", created_at=1)
-    await store.create_tenant(tenant)
-    assert (await store.get_tenant(tenant.id)) == tenant
-    rotated = dataclasses.replace(
-        tenant,
-        token_secret="newer",
-        previous_token_secret="new",
-        previous_secret_expires_at=1_700_000_000_123,
-        settings=TenantSettings(max_token_lifetime_seconds=3_600),
-    )
-    await store.update_tenant(rotated)
-    assert await store.get_tenant(tenant.id) == rotated
-    assert await store.get_tenant_by_key_hash(tenant.api_key_hash) == rotated
-    assert [t for t in await store.list_tenants() if t.id == tenant.id] == [rotated]
-
-
-async def test_tenant_id_is_unique_and_update_needs_existing(store: Store) -> None:
-    tenant = Tenant(id=unique("t"), name="A", api_key_hash=unique("h"), token_secret="s", created_at=1)
-    await store.create_tenant(tenant)
-    with pytest.raises(Conflict) as err:
-        await store.create_tenant(dataclasses.replace(tenant, api_key_hash=unique("h")))
-    assert err.value.code == "tenant_exists"
-    with pytest.raises(NotFound):
-        await store.update_tenant(dataclasses.replace(tenant, id=unique("t")))
-
-
-async def test_tenants_are_listed_in_id_order(store: Store) -> None:
-    ids = [unique("order") for _ in range(3)]
-    for tid in reversed(ids):
-        await store.create_tenant(
-            Tenant(id=tid, name=tid, api_key_hash=unique("h"), token_secret="s", created_at=1)
-        )
-    listed = [t.id for t in await store.list_tenants()]
-    assert listed == sorted(listed)
-    assert set(ids) <= set(listed)
 
 
 # -- conversations ----------------------------------------------------------------------------------

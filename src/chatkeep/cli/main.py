@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -18,13 +19,20 @@ from chatkeep.service import Services
 T = TypeVar("T")
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; a ChatkeepError becomes a one-line message and exit status 1."""
+@contextlib.contextmanager
+def explained() -> Iterator[None]:
+    """A ChatkeepError becomes a one-line message and exit status 1."""
     try:
-        return asyncio.run(coro)
+        yield
     except ChatkeepError as exc:
         click.echo(f"chatkeep: {exc.detail}", err=True)
         sys.exit(1)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a ChatkeepError becomes a one-line message and exit status 1."""
+    with explained():
+        return asyncio.run(coro)
 
 
 def with_services(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
@@ -67,7 +75,8 @@ def serve(host: str | None, port: int | None) -> None:
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = Settings(**overrides)
-    app = create_app(settings)
+    with explained():  # settings that cannot work (a ConfigError) are refused before serving
+        app = create_app(settings)
     dev = "on: GET /v1/dev/token hands out demo tokens" if settings.dev_enabled else "off"
     click.echo(
         f"chatkeep {__version__} on http://{settings.host}:{settings.port}  (dev mode {dev})", err=True

@@ -18,7 +18,7 @@ from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.realtime import Hub, SocketQuotas
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
-from chatkeep.service.tenants import TenantService
+from chatkeep.service.tenants import TenantService, tenant_store_of
 from chatkeep.stores import ByteBudget, Store, open_ephemeral, open_store
 
 
@@ -52,6 +52,7 @@ class Services:
         # One budget bounds every store that holds data in this process's memory.
         memory = ByteBudget(settings.memory_max_bytes, settings.memory_max_tenant_bytes)
         durable = durable or open_store(settings.durable_url)
+        tenant_store = tenant_store_of(durable)  # a ConfigError for a backend that keeps no tenants
         ephemeral = ephemeral or open_ephemeral(
             settings.ephemeral_url,
             refuse_on_outage=settings.ephemeral_outage == "refuse",
@@ -63,14 +64,14 @@ class Services:
         router = StoreRouter(durable, ephemeral, open_store("memory://", budget=memory))
         bus = events or open_bus(settings.events_url)
         auth = Authenticator(
-            durable,
+            tenant_store,
             max_token_lifetime_seconds=settings.max_token_lifetime_seconds,
             dev_mode=settings.dev_enabled,
         )
         lifetimes = Lifetimes.from_settings(settings)
         chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
         ephemeral.watch_reseq(chat.republish)
-        tenants = TenantService(durable, auth)
+        tenants = TenantService(tenant_store, auth)
         streams = StreamService(chat)
         assistant = (
             EchoAssistant(bus, tenants, chat, streams, duration=settings.demo_assistant_seconds)

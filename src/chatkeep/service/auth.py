@@ -13,7 +13,7 @@ import jwt
 
 from chatkeep.errors import Forbidden, Unauthenticated
 from chatkeep.models import Conversation, Scope, Tenant, is_id
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import TenantStore
 
 API_KEY_PREFIX = "ck_"
 TOKEN_ALGORITHM = "HS256"
@@ -119,7 +119,7 @@ class Authenticator:
 
     def __init__(
         self,
-        store: Store,
+        store: TenantStore,
         *,
         cache_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,

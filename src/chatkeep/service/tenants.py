@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from chatkeep.domain import errors
-from chatkeep.errors import Conflict, InvalidInput
+from chatkeep.errors import ConfigError, Conflict, InvalidInput
 from chatkeep.models import Tenant, TenantSettings, now_ms
 from chatkeep.service.auth import (
     DEMO_TENANT,
@@ -19,10 +19,10 @@ from chatkeep.service.auth import (
     new_token_secret,
 )
 from chatkeep.service.validation import check_id, check_text
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Store, TenantStore
 
 DEFAULT_SECRET_OVERLAP_SECONDS = 86_400
-__all__ = ["DEMO_TENANT", "NewTenant", "TenantService", "slug"]
+__all__ = ["DEMO_TENANT", "NewTenant", "TenantService", "slug", "tenant_store_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +38,21 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_.@+-]+", "-", name.strip().lower()).strip("-.")[:64]
 
 
+def tenant_store_of(durable: Store) -> TenantStore:
+    """The durable store, which keeps the tenants too. A backend that keeps none (Redis holds
+    ephemeral conversations only) raises `ConfigError` here, when the service is built, rather than
+    at the first request that authenticates."""
+    if isinstance(durable, TenantStore):
+        return durable
+    raise ConfigError(
+        f"the durable store {durable.url.redacted} keeps no tenants: set CHATKEEP_DURABLE_URL to "
+        "sqlite:///path/to/chatkeep.db, postgresql://user:pass@host/db or memory:// "
+        "(a Redis URL belongs in CHATKEEP_EPHEMERAL_URL)"
+    )
+
+
 class TenantService:
-    def __init__(self, store: Store, authenticator: Authenticator) -> None:
+    def __init__(self, store: TenantStore, authenticator: Authenticator) -> None:
         self._store = store
         self._auth = authenticator
 

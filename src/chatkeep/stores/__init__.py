@@ -8,7 +8,7 @@ import importlib.util
 from typing import Any
 
 from chatkeep.errors import ConfigError
-from chatkeep.stores.base import Store
+from chatkeep.stores.base import Store, TenantStore
 from chatkeep.stores.budget import ByteBudget
 from chatkeep.stores.url import StoreURL
 
@@ -74,4 +74,4 @@ def open_ephemeral(
     return store
 
 
-__all__ = ["BACKENDS", "ByteBudget", "Store", "StoreURL", "open_ephemeral", "open_store"]
+__all__ = ["BACKENDS", "ByteBudget", "Store", "StoreURL", "TenantStore", "open_ephemeral", "open_store"]

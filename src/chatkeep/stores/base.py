@@ -1,10 +1,14 @@
-"""The Store contract. Its docstrings are the specification; `tests/stores/test_contract.py` checks
-every promise made here against every backend.
+"""The store contracts. Their docstrings are the specification: `tests/stores/test_contract.py`
+checks every promise of `Store` against every backend, `tests/stores/test_tenant_contract.py` every
+promise of `TenantStore` against every backend that keeps tenants.
 
-A store keeps tenants, conversations and messages. It enforces what must be atomic with a write
-(gapless seq, idempotency by message id, count limits, version checks) but decides no policy: the
-service passes the limits and the policy in. The pure parts of those writes (`plan_append`,
-`apply_patch`, `matches`) live in `stores/rules.py` so every backend computes them identically.
+A `Store` keeps conversations and messages. It enforces what must be atomic with a write (gapless
+seq, idempotency by message id, count limits, version checks) but decides no policy: the service
+passes the limits and the policy in. The pure parts of those writes (`plan_append`, `apply_patch`,
+`matches`) live in `chatkeep.domain` so every backend computes them identically.
+
+A `TenantStore` keeps tenants. Only the durable backends (memory, SQL) are one as well: the service
+keeps its tenants in the durable store, never in the ephemeral one.
 """
 
 from __future__ import annotations
@@ -68,28 +72,6 @@ class Store(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Return when the backing server answers; raise `StoreUnavailable` otherwise."""
-
-    # -- tenants ----------------------------------------------------------------------------------
-
-    @abstractmethod
-    async def create_tenant(self, tenant: Tenant) -> None:
-        """Store a new tenant. Raises `Conflict` (code `tenant_exists`) if the id is taken."""
-
-    @abstractmethod
-    async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        """The tenant with this id, or None."""
-
-    @abstractmethod
-    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
-        """The tenant whose API key hashes to `key_hash`, or None."""
-
-    @abstractmethod
-    async def list_tenants(self) -> list[Tenant]:
-        """All tenants, ordered by id."""
-
-    @abstractmethod
-    async def update_tenant(self, tenant: Tenant) -> None:
-        """Replace a tenant's name, key hash, secret and settings. Raises `NotFound` if absent."""
 
     # -- conversations ----------------------------------------------------------------------------
 
@@ -273,6 +255,38 @@ class Store(ABC):
         page, newer when `after` is given). `conversation` is as returned by this store; a deleted
         one yields an empty page.
         """
+
+
+class TenantStore(ABC):
+    """Where tenants live: their names, API key hashes, token secrets (the current one and the
+    previous one during a rotation's overlap) and settings.
+
+    The backends that keep tenants (memory, SQL) are Stores as well, and the tenants share that
+    Store's lifecycle: they answer once it is connected (and migrated) and stop with its `close()`.
+    Driver failures surface as `StoreUnavailable`.
+    """
+
+    @abstractmethod
+    async def create_tenant(self, tenant: Tenant) -> None:
+        """Store a new tenant. Raises `Conflict` (code `tenant_exists`) if the id is taken."""
+
+    @abstractmethod
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant with this id, or None."""
+
+    @abstractmethod
+    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
+        """The tenant whose API key hashes to `key_hash`, or None."""
+
+    @abstractmethod
+    async def list_tenants(self) -> list[Tenant]:
+        """All tenants, ordered by id."""
+
+    @abstractmethod
+    async def update_tenant(self, tenant: Tenant) -> None:
+        """Replace a tenant's name, key hash, token secrets (the current one, the previous one and
+        when that stops verifying) and settings; a replaced key hash no longer finds the tenant.
+        Raises `NotFound` if absent."""
 
 
 @dataclass(frozen=True, slots=True)

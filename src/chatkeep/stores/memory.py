@@ -44,7 +44,7 @@ from chatkeep.models import (
     now_ms,
     sort_key,
 )
-from chatkeep.stores.base import Extension, Store
+from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
 from chatkeep.stores.url import StoreURL
 
@@ -63,7 +63,7 @@ class _Entry:
     size: int = 0
 
 
-class MemoryStore(Store):
+class MemoryStore(Store, TenantStore):
     """Every method runs without awaiting in between its reads and writes, so each is atomic on the
     event loop without locks."""
 

@@ -19,7 +19,6 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
-    Tenant,
     Usage,
 )
 from chatkeep.stores.base import Extension, Store
@@ -27,23 +26,6 @@ from chatkeep.stores.fallback.core import FallbackCore
 
 
 class FallbackStore(FallbackCore):
-    # -- tenants (the primary's alone) ------------------------------------------------------------
-
-    async def create_tenant(self, tenant: Tenant) -> None:
-        await self.primary.create_tenant(tenant)
-
-    async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        return await self.primary.get_tenant(tenant_id)
-
-    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
-        return await self.primary.get_tenant_by_key_hash(key_hash)
-
-    async def list_tenants(self) -> list[Tenant]:
-        return await self.primary.list_tenants()
-
-    async def update_tenant(self, tenant: Tenant) -> None:
-        await self.primary.update_tenant(tenant)
-
     # -- conversations ----------------------------------------------------------------------------
 
     async def create_conversation(

@@ -1,11 +1,12 @@
-"""What every part of the Redis store shares: the client and its scripts, the keys, the tenants,
-and the tenant indexes a conversation write leaves behind (see `store.py` for the key layout)."""
+"""What every part of the Redis store shares: the client and its scripts, the keys, and the tenant
+indexes a conversation write leaves behind (see `store.py` for the key layout). The Redis store keeps
+conversations only: tenants live in the durable store."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
@@ -21,7 +22,6 @@ from chatkeep.errors import (
 from chatkeep.models import (
     Conversation,
     Scope,
-    Tenant,
     now_ms,
 )
 from chatkeep.stores.base import Store
@@ -129,40 +129,6 @@ class RedisCore(Store):
         keys = self._index_keys(tenant, "", "")
         keys[1:4] = [self._tenant_key(tenant, index)] * 3
         return keys
-
-    # -- tenants ----------------------------------------------------------------------------------
-
-    def _tenant_keys(self) -> list[str]:
-        return [f"{self.prefix}:{{tenants}}:all", f"{self.prefix}:{{tenants}}:keys"]
-
-    async def create_tenant(self, tenant: Tenant) -> None:
-        answer = await self._script(
-            "TENANT_CREATE", self._tenant_keys(), [tenant.id, codec.tenant_json(tenant), tenant.api_key_hash]
-        )
-        if answer == "exists":
-            raise errors.tenant_exists(tenant.id)
-
-    async def get_tenant(self, tenant_id: str) -> Tenant | None:
-        async with self._guard():
-            raw = cast(str | None, await self._redis.hget(self._tenant_keys()[0], tenant_id))
-        return None if raw is None else codec.tenant_of(raw)
-
-    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
-        async with self._guard():
-            tenant_id = cast(str | None, await self._redis.hget(self._tenant_keys()[1], key_hash))
-        return None if tenant_id is None else await self.get_tenant(tenant_id)
-
-    async def list_tenants(self) -> list[Tenant]:
-        async with self._guard():
-            everything = cast(dict[str, str], await self._redis.hgetall(self._tenant_keys()[0]))
-        return sorted((codec.tenant_of(raw) for raw in everything.values()), key=lambda t: t.id)
-
-    async def update_tenant(self, tenant: Tenant) -> None:
-        answer = await self._script(
-            "TENANT_UPDATE", self._tenant_keys(), [tenant.id, codec.tenant_json(tenant), tenant.api_key_hash]
-        )
-        if answer == "missing":
-            raise errors.tenant_not_found(tenant.id)
 
     # -- what a write leaves behind in the tenant's indexes --------------------------------------
 

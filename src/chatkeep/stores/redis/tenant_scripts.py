@@ -1,6 +1,6 @@
 """The Lua scripts on a tenant's indexes (`{tenant}`): the owner map, the ordered lists (all, per
-user, per user and workspace), the expiry index and the tombstones; and the tenants hash. See
-`scripts.py` for the conversation scripts and the conventions both follow."""
+user, per user and workspace), the expiry index and the tombstones. See `scripts.py` for the
+conversation scripts and the conventions both follow."""
 
 from __future__ import annotations
 
@@ -160,22 +160,3 @@ end
 return out
 """
 )
-
-# KEYS: the tenants hash, the key-hash index. ARGV: id, json, key hash.
-TENANT_CREATE = r"""
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'exists' end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
-return 'ok'
-"""
-
-# KEYS: the tenants hash, the key-hash index. ARGV: id, json, key hash.
-TENANT_UPDATE = r"""
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 'missing' end
-local old_hash = cjson.decode(old)['api_key_hash']
-if old_hash ~= ARGV[3] then redis.call('HDEL', KEYS[2], old_hash) end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
-return 'ok'
-"""

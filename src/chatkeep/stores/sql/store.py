@@ -45,7 +45,7 @@ from chatkeep.models import (
     is_id,
     now_ms,
 )
-from chatkeep.stores.base import Extension, Store
+from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.sql import message_ops, ops, statements
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
@@ -61,8 +61,8 @@ SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
 
 
-class SqlStore(Store):
-    """The durable store.
+class SqlStore(Store, TenantStore):
+    """The durable store, of conversations and of tenants.
 
     URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`,
     `postgresql://user:pass@host:5432/db`. Options as query parameters: `pool_size` (both),
