@@ -16,8 +16,6 @@ from chatkeep.models import (
     NewMessage,
     Role,
     Scope,
-    Tenant,
-    TenantSettings,
     Usage,
 )
 
@@ -149,33 +147,4 @@ def message_of(cid: str, seq: int, created_at: int, body: dict[str, Any]) -> Mes
         metadata=body["metadata"],
         usage=Usage(body["in"], body["out"]),
         status=MessageStatus(body["status"]),
-    )
-
-
-def tenant_json(t: Tenant) -> str:
-    return orjson.dumps(
-        {
-            "id": t.id,
-            "name": t.name,
-            "api_key_hash": t.api_key_hash,
-            "token_secret": t.token_secret,
-            "created_at": t.created_at,
-            "settings": t.settings.to_json(),
-            "previous_token_secret": t.previous_token_secret,
-            "previous_secret_expires_at": t.previous_secret_expires_at,
-        }
-    ).decode()
-
-
-def tenant_of(raw: str) -> Tenant:
-    d = orjson.loads(raw)
-    return Tenant(
-        id=d["id"],
-        name=d["name"],
-        api_key_hash=d["api_key_hash"],
-        token_secret=d["token_secret"],
-        created_at=d["created_at"],
-        settings=TenantSettings.from_json(d["settings"]),
-        previous_token_secret=d.get("previous_token_secret"),
-        previous_secret_expires_at=d.get("previous_secret_expires_at"),
     )

@@ -122,6 +122,7 @@ class RedisCore(Store):
             k(tenant, "exp"),
             k(tenant, "tomb"),
             k(tenant, "tombz"),
+            k(tenant, "rev"),
         ]
 
     def _list_keys(self, tenant: str, index: str = "all") -> list[str]:

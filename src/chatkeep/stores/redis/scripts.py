@@ -20,12 +20,13 @@ from __future__ import annotations
 from importlib.resources import files
 
 
-def _lua(name: str) -> str:
+def lua(name: str) -> str:
+    """The source of `lua/<name>`."""
     return (files(__package__) / "lua" / name).read_text(encoding="utf-8")
 
 
-READ = _lua("read.lua")
+READ = lua("read.lua")
 
-COMMIT = _lua("commit.lua")
+COMMIT = lua("commit.lua")
 
-DROP = _lua("drop.lua")
+DROP = lua("drop.lua")

@@ -9,7 +9,6 @@ Keys (prefix `ck` unless the URL says `?prefix=`):
     ck:{T}:all, :u:USER, :uw:USER:WS   sorted sets       } (score = pinned * 2^43 + last
     ck:{T}:exp   sorted set by expiry                    } activity ms), the expiry index and
     ck:{T}:tomb, :tombz   tombstones of swept ones       } the tombstones
-    ck:{tenants}:all, ck:{tenants}:keys                    tenants and their API key hashes
     ck:expiring  set of tenants with expiring conversations, for the sweeper
 
 A write to a conversation reads a snapshot of its keys, plans the write with `chatkeep.domain` and
@@ -21,12 +20,14 @@ the indexes (a record that is gone or no longer matches is skipped).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import cast
 
 from chatkeep.domain import (
     apply_patch,
     check_batch,
+    check_quota,
     errors,
     fresh_conversation,
     is_expired,
@@ -75,25 +76,7 @@ class RedisStore(RedisStreams):
     ) -> Conversation:
         now = self._clock()
         stored = fresh_conversation(conversation, now)
-        answer = await self._script(
-            "INDEX_RESERVE",
-            self._index_keys(stored.tenant, stored.user, stored.workspace),
-            [
-                stored.id,
-                codec.owner_of(stored),
-                codec.list_score(stored),
-                codec.opt(stored.expires_at),
-                now,
-                codec.opt(max_per_tenant),
-                codec.opt(max_per_user),
-            ],
-        )
-        if answer[0] == "exists":
-            raise errors.conversation_exists(stored.id)
-        if answer[0] in ("tenant_limit", "user_limit"):
-            holder = "tenant" if answer[0] == "tenant_limit" else "user"
-            limit = max_per_tenant if holder == "tenant" else max_per_user
-            raise errors.conversation_limit(holder, int(answer[1]), cast(int, limit))
+        await self._reserve(stored, now, max_per_tenant, max_per_user)
         async with self._turn(stored.tenant, stored.id):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
@@ -108,6 +91,35 @@ class RedisStore(RedisStreams):
                 raise self._lost(stored.id)
         await self._note_expiring(stored)
         return stored
+
+    async def _reserve(
+        self, stored: Conversation, now: int, max_per_tenant: int | None, max_per_user: int | None
+    ) -> None:
+        """List a new conversation in its tenant's indexes, unless its id is taken or a quota would
+        pass (checked by the domain against counts that no other create changed meanwhile)."""
+        keys = self._index_keys(stored.tenant, stored.user, stored.workspace)
+        listed = [
+            stored.id,
+            codec.owner_of(stored),
+            codec.list_score(stored),
+            codec.opt(stored.expires_at),
+            now,
+        ]
+        quota = max_per_tenant is not None or max_per_user is not None
+        # Creates under a quota take turns in this process: their counts would move under each other.
+        async with self._turn(stored.tenant, "") if quota else contextlib.nullcontext():
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                seen = ""
+                if quota:
+                    tenant_count, user_count, seen = await self._script("INDEX_COUNTS", keys, [now])
+                    check_quota(int(tenant_count), int(user_count), max_per_tenant, max_per_user)
+                answer = await self._script("INDEX_RESERVE", keys, [*listed, seen])
+                if answer[0] == "exists":
+                    raise errors.conversation_exists(stored.id)
+                if answer[0] == "ok":
+                    return
+            raise self._lost(stored.id)
 
     async def get_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE

@@ -1,0 +1,3 @@
+-- ARGV: conversation.
+unlist(ARGV[1])
+return 'ok'
