@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TypeVar
 
-from chatkeep.domain import errors
+from chatkeep.domain import errors, is_expired
 from chatkeep.errors import NotFound, StoreUnavailable
 from chatkeep.models import (
     ANYONE,
@@ -243,7 +243,7 @@ class Admission:
         c = known.conversation
         if not scope.admits(c.user, c.workspace):
             raise errors.conversation_not_found(cid)
-        if c.expires_at is not None and c.expires_at <= self.memory.now():
+        if is_expired(c, self.memory.now()):
             raise errors.conversation_expired(cid)
         return c
 

@@ -124,18 +124,7 @@ class RedisStore(RedisStreams):
     async def get_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
-        async with self._guard():
-            fields = cast(
-                dict[str, str], await self._redis.hgetall(self._conv_keys(tenant, conversation_id)[0])
-            )
-        conversation = codec.conversation_of(tenant, conversation_id, fields) if fields else None
-        if (
-            conversation is None
-            or not scope.admits(conversation.user, conversation.workspace)
-            or (conversation.expires_at is not None and conversation.expires_at <= self._clock())
-        ):
-            raise await self._gone(tenant, conversation_id, scope)
-        return conversation
+        return await self._live(tenant, conversation_id, await self._read(tenant, conversation_id), scope)
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         if query.user is not None and query.workspace is not None:
@@ -166,8 +155,7 @@ class RedisStore(RedisStreams):
                 if not fields:
                     continue
                 conversation = codec.conversation_of(query.tenant, cid, fields)
-                expired = conversation.expires_at is not None and conversation.expires_at <= now
-                if not expired and matches(conversation, query):
+                if not is_expired(conversation, now) and matches(conversation, query):
                     found.append((conversation, position))
             if len(chunk) < batch:
                 break
