@@ -26,6 +26,7 @@ from chatkeep.domain.conversations import (
 )
 from chatkeep.domain.errors import local_only
 from chatkeep.domain.streaming import after_extend, after_finish, finished, plan_extend
+from chatkeep.domain.transfer import check_import, check_reimport
 
 __all__ = [
     "PREVIEW_CHARS",
@@ -35,7 +36,9 @@ __all__ = [
     "apply_patch",
     "check_appendable",
     "check_batch",
+    "check_import",
     "check_quota",
+    "check_reimport",
     "check_replay",
     "check_version",
     "expiry",

@@ -97,3 +97,11 @@ def message_too_large(message_id: str, limit: int) -> TooLarge:
     return TooLarge(
         f"message {message_id!r} would exceed {limit} bytes", code="message_too_large", limit=limit
     )
+
+
+def import_conflict(conversation_id: str) -> Conflict:
+    return Conflict(
+        f"conversation {conversation_id!r} exists with other content (changed since it was exported, "
+        "or another conversation with this id); delete it first to import it again",
+        code="import_conflict",
+    )

@@ -256,6 +256,26 @@ class Store(ABC):
         one yields an empty page.
         """
 
+    # -- import -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+        """Store a conversation exactly as given, all or nothing: its id, owner, mode, timestamps
+        (`created_at`, `last_activity_at`, `expires_at`), counters, usage, flags, tags, `ttl_ms` and
+        `version`, and its retained `messages` with their seqs, ids, `created_at`, usage and status.
+        Returns True when stored.
+
+        `messages` are the seqs `first_seq .. last_seq` in order (see `check_import`, which raises
+        `InvalidInput`, code `invalid_import`, for anything else, and for an expiry already passed).
+        An imported streaming message counts as last extended at its `created_at`.
+
+        When the tenant already has a live conversation with this id: if it has the same content
+        (every field but `last_activity_at` and `expires_at`, which a heartbeat moves, and the same
+        retained messages) returns False and changes nothing, so importing twice stores nothing
+        twice; otherwise raises `Conflict` (code `import_conflict`) and changes nothing. An expired
+        one is replaced. No count limit is applied: the caller checks its quotas first.
+        """
+
 
 class TenantStore(ABC):
     """Where tenants live: their names, API key hashes, token secrets (the current one and the

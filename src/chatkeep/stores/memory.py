@@ -11,7 +11,9 @@ from chatkeep.domain import (
     after_extend,
     after_finish,
     apply_patch,
+    check_import,
     check_quota,
+    check_reimport,
     errors,
     finished,
     fresh_conversation,
@@ -369,3 +371,20 @@ class MemoryStore(Store, TenantStore):
             return MessagePage([], has_more=False)
         seqs, has_more = page_bounds(entry.conversation, before, after, limit)
         return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)
+
+    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+        now = self._clock()
+        check_import(conversation, messages, now)
+        key = (conversation.tenant, conversation.id)
+        old = self._entries.get(key)
+        if old is not None and not is_expired(old.conversation, now):
+            seqs = range(old.conversation.first_seq, old.conversation.last_seq + 1)
+            held = [old.messages[s] for s in seqs if s in old.messages]
+            return check_reimport(old.conversation, held, conversation, messages)
+        entry = _Entry(conversation, {m.seq: m for m in messages}, {m.id: m.seq for m in messages})
+        entry.streaming = {m.seq: m.created_at for m in messages if m.status is MessageStatus.STREAMING}
+        self._charge(entry, conversation_size(conversation) + sum(message_size(m) for m in messages))
+        if old is not None:
+            self._drop(key)
+        self._entries[key] = entry
+        return True

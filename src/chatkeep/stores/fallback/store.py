@@ -240,3 +240,23 @@ class FallbackStore(FallbackCore):
             lambda s: s.read_messages(conversation, before=before, after=after, limit=limit),
             lambda: self._outage.read(conversation, before, after, limit),
         )
+
+    # -- import -----------------------------------------------------------------------------------
+
+    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+        """During an outage refused with StoreUnavailable: the id cannot be checked against Redis."""
+
+        async def refused() -> bool:
+            raise self._outage.unavailable("an import cannot be checked during the outage; try again later")
+
+        def learn(stored: bool) -> None:
+            if stored:
+                self._known.learn(conversation, messages)
+
+        return await self._write(
+            (conversation.tenant, conversation.id),
+            ANYONE,
+            lambda s: s.import_conversation(conversation, messages),
+            learn,
+            refused,
+        )

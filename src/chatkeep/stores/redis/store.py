@@ -27,7 +27,9 @@ from typing import cast
 from chatkeep.domain import (
     apply_patch,
     check_batch,
+    check_import,
     check_quota,
+    check_reimport,
     errors,
     fresh_conversation,
     is_expired,
@@ -36,6 +38,7 @@ from chatkeep.domain import (
     touched,
     trimmed,
 )
+from chatkeep.errors import Conflict
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -305,3 +308,45 @@ class RedisStore(RedisStreams):
             if message.status is MessageStatus.STREAMING:
                 await self._note_stream(tenant, conversation_id, message.id, message.created_at)
         return AppendOutcome(plan.conversation, plan.results)
+
+    # -- import -----------------------------------------------------------------------------------
+
+    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+        c = conversation
+        check_import(c, messages, self._clock())
+        held = await self._held(c.tenant, c.id)
+        if held is not None:
+            return check_reimport(*held, c, messages)
+        try:
+            await self._reserve(c, self._clock(), None, None)
+        except Conflict:  # listed meanwhile by a concurrent import or create
+            held = await self._held(c.tenant, c.id)
+            if held is None:
+                raise
+            return check_reimport(*held, c, messages)
+        writes = WriteSet()
+        for message in messages:
+            writes.put(message)
+        async with self._turn(c.tenant, c.id):
+            for attempt in range(ROUNDS):
+                await self._pause(attempt)
+                snapshot = await self._read(c.tenant, c.id)
+                if await self._commit(snapshot, c, writes, reset=True):
+                    break
+            else:
+                raise self._lost(c.id)
+        await self._listed(c)
+        for message in messages:
+            if message.status is MessageStatus.STREAMING:
+                await self._note_stream(c.tenant, c.id, message.id, message.created_at)
+        return True
+
+    async def _held(self, tenant: str, cid: str) -> tuple[Conversation, list[Message]] | None:
+        """The live conversation with this id and its retained messages, or None."""
+        snapshot = await self._read(tenant, cid)
+        if not snapshot.record:
+            return None
+        stored = codec.conversation_of(tenant, cid, snapshot.record)
+        if is_expired(stored, self._clock()):
+            return None
+        return stored, await self._messages(tenant, cid, range(stored.first_seq, stored.last_seq + 1))

@@ -46,7 +46,7 @@ from chatkeep.models import (
     now_ms,
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
-from chatkeep.stores.sql import message_ops, ops, statements
+from chatkeep.stores.sql import message_ops, ops, statements, transfer
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
 
@@ -357,6 +357,9 @@ class SqlStore(Store, TenantStore):
         return await self._run(
             lambda conn: message_ops.read_messages(conn, conversation, before, after, limit)
         )
+
+    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+        return await self._run(transfer.importer(conversation, messages, self._clock()), write=True)
 
 
 def _sqlite_engine(url: sa.URL, synchronous: str, *, pool_size: int, begin: str | None) -> sa.Engine:
