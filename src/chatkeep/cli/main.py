@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from chatkeep import __version__
+from chatkeep.cli import transfer
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.service import Services
@@ -181,6 +182,8 @@ async def token(services: Services, tenant_id: str, user: str, workspace: tuple[
         check_id(w, "workspace")
     click.echo(issue_token(tenant, user, list(workspace) or ["*"], ttl_seconds=ttl))
 
+
+transfer.register(main)
 
 if __name__ == "__main__":
     main()
