@@ -124,9 +124,10 @@ async def test_a_bad_chatkeep_record_names_its_field(api: Api) -> None:
 async def test_a_message_list_becomes_one_conversation_once(api: Api) -> None:
     _, key = await api.tenant()
     h = auth(key)
+    image = {"type": "image_url", "image_url": {"url": "u"}}
     chat = [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "u"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "Look"}, image]},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function"}]},
         {"role": "tool", "content": "42", "tool_call_id": "t1"},
     ]  # fmt: skip
@@ -141,7 +142,7 @@ async def test_a_message_list_becomes_one_conversation_once(api: Api) -> None:
         ("m3", "assistant", ""),
         ("m4", "tool", "42"),
     ]
-    assert messages[1]["parts"] == [{"type": "image_url", "image_url": {"url": "u"}}]
+    assert messages[1]["parts"] == [image]
     assert messages[2]["metadata"] == {"tool_calls": [{"id": "t1", "type": "function"}]}
     no_owner = await imported(api, h, chat)
     assert no_owner["failed"] == 1 and no_owner["errors"][0]["code"] == "user_required"
