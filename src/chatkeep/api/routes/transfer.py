@@ -113,8 +113,11 @@ async def import_file(
 ) -> JSONResponse:
     """Import conversations, each all or nothing; one already there with the same content is
     skipped. Answers what was imported, skipped and failed (a failure names the record and field)."""
+    body = await request.body()
+    if not body.strip():
+        raise InvalidInput("the body is empty: send the file to import", code="empty_body")
     try:
-        text = io.StringIO((await request.body()).decode("utf-8"))
+        text = io.StringIO(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidInput("the file is not valid UTF-8", code="invalid_json") from None
     summary = Summary()
