@@ -12,12 +12,14 @@ Ids: a conversation keeps its id, except that with a user token an id that is no
 the same at every import of the same file, and differs from user to user. A message list gets an id
 derived from its content and its owner, so importing it twice finds the first import.
 
-Count limits are checked before each conversation is stored (not atomically with it: concurrent
-imports may pass a limit by the conversations they import at once).
+Count limits are checked before each conversation is stored, against counts read once per import
+and kept up to date by it (not atomically with the stores: writes outside the import meanwhile may
+pass a limit by what they add).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import IO
@@ -36,6 +38,7 @@ from chatkeep.service.transfer.sources import Draft, Failure, read
 from chatkeep.service.validation import MAX_TITLE_CHARS, check_id, check_message, check_tags, check_text
 
 MAX_REPORTED = 100
+IN_FLIGHT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,25 +101,40 @@ class Importer:
         summary: Summary,
         progress: Callable[[], None] | None = None,
     ) -> None:
-        """Import every conversation of one file into `summary`; `progress()` is called after each."""
+        """Import every conversation of one file into `summary`; `progress()` is called after each
+        conversation read. Up to `IN_FLIGHT` conversations are stored at once (their writes share
+        commits where the store groups them); the file is read no further ahead than that."""
         if owner.user is not None:
             check_id(owner.user, "user")
         if owner.workspace is not None:
             check_id(owner.workspace, "workspace")
         seed = "\x00".join((p.tenant.id, p.user or owner.user or "", owner.workspace or ""))
-        for item in read(stream, owner=seed, now=now_ms()):
-            if isinstance(item, Failure):
-                summary.fail(name, item)
-            else:
-                await self._one(p, name, item, owner, summary)
-            if progress is not None:
-                progress()
+        room = _Room(self.router, self.limits)
+        pending: set[asyncio.Task[None]] = set()
+        try:
+            for item in read(stream, owner=seed, now=now_ms()):
+                if isinstance(item, Failure):
+                    summary.fail(name, item)
+                else:
+                    if len(pending) >= IN_FLIGHT:
+                        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                        for task in done:
+                            task.result()
+                    pending.add(asyncio.create_task(self._one(p, name, item, owner, summary, room)))
+                if progress is not None:
+                    progress()
+            await asyncio.gather(*pending)
+        finally:
+            for task in pending:
+                task.cancel()
 
-    async def _one(self, p: Principal, name: str, draft: Draft, owner: Owner, summary: Summary) -> None:
+    async def _one(
+        self, p: Principal, name: str, draft: Draft, owner: Owner, summary: Summary, room: _Room
+    ) -> None:
         given = draft.conversation.id
         try:
             conversation, messages = self._owned(p, draft, owner)
-            stored = await self._store(p, conversation, messages, draft.digest)
+            stored = await self._store(conversation, messages, draft.digest, room)
         except ChatkeepError as exc:
             field = str(exc.extra.get("field") or "conversation")
             summary.fail(name, Failure(draft.record, given, field, exc.detail, exc.code))
@@ -166,8 +184,9 @@ class Importer:
                 raise type(exc)(exc.detail, code=exc.code, field=f"messages[{k}]") from None
         return c, messages
 
-    async def _store(self, p: Principal, c: Conversation, messages: list[Message], digest: bool) -> bool:
+    async def _store(self, c: Conversation, messages: list[Message], digest: bool, room: _Room) -> bool:
         store = self.router.for_mode(c.mode)
+        taken = stored = False
         try:
             await store.get_conversation(c.tenant, c.id)
             if digest:
@@ -175,19 +194,45 @@ class Importer:
         except NotFound:
             if await self.router.held_elsewhere(c.tenant, c.id, store):
                 raise errors.import_conflict(c.id) from None
-            await self._check_room(c)
-        stored = await store.import_conversation(c, messages)
+            await room.take(c.tenant, c.user)
+            taken = True
+        try:
+            stored = await store.import_conversation(c, messages)
+        finally:
+            if taken and not stored:
+                room.give_back(c.user)
         if stored:
             self.router.remember(c.tenant, c.id, store)
             await self.events.publish(conversation_event(EventType.CONVERSATION_CREATED, c))
         return stored
 
-    async def _check_room(self, c: Conversation) -> None:
-        for limit, user in (
+
+class _Room:
+    """The count limits during one import: the counts are read once (per user) and then kept up
+    to date by the import itself."""
+
+    def __init__(self, router: StoreRouter, limits: Limits) -> None:
+        self.router = router
+        self.limits = limits
+        self.counts: dict[str | None, int] = {}
+
+    async def take(self, tenant: str, user: str) -> None:
+        """Count one more conversation for `user`, or raise `QuotaExceeded` (counting nothing)."""
+        checks = [
             (self.limits.max_conversations_per_tenant, None),
-            (self.limits.max_conversations_per_user, c.user),
-        ):
+            (self.limits.max_conversations_per_user, user),
+        ]
+        for limit, key in checks:
+            if limit is not None and key not in self.counts:
+                self.counts[key] = sum([await s.count_conversations(tenant, key) for s in self.router.stores])
+        for limit, key in checks:
+            if limit is not None and self.counts[key] >= limit:
+                raise errors.conversation_limit("user" if key else "tenant", self.counts[key], limit)
+        for limit, key in checks:
             if limit is not None:
-                held = sum([await s.count_conversations(c.tenant, user) for s in self.router.stores])
-                if held >= limit:
-                    raise errors.conversation_limit("user" if user else "tenant", held, limit)
+                self.counts[key] += 1
+
+    def give_back(self, user: str) -> None:
+        for key in (None, user):
+            if key in self.counts:
+                self.counts[key] -= 1
