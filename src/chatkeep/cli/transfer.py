@@ -3,7 +3,6 @@ with a progress bar on stderr. The commands act with the tenant's full reach, as
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import sys
@@ -14,7 +13,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from chatkeep.config import Settings
-from chatkeep.errors import ChatkeepError, InvalidInput
+from chatkeep.errors import InvalidInput
 from chatkeep.service import Principal, Services
 from chatkeep.service.limits import Limits
 from chatkeep.service.transfer import Exporter, Importer, Owner, Selection, Summary
@@ -24,6 +23,7 @@ T = TypeVar("T")
 
 def _run(body: Callable[[Services], Awaitable[T]]) -> T:
     """Open the services around `body`; a ChatkeepError becomes a one-line message and exit 1."""
+    from chatkeep.cli.main import run  # main registers these commands: imported once it is loaded
 
     async def opened() -> T:
         services = Services.from_settings(Settings(dev_mode=False))
@@ -33,11 +33,7 @@ def _run(body: Callable[[Services], Awaitable[T]]) -> T:
         finally:
             await services.stop()
 
-    try:
-        return asyncio.run(opened())
-    except ChatkeepError as exc:
-        click.echo(f"chatkeep: {exc.detail}", err=True)
-        sys.exit(1)
+    return run(opened())
 
 
 async def _principal(services: Services, tenant_id: str | None) -> Principal:
