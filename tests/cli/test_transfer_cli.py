@@ -175,3 +175,14 @@ def test_export_memory_does_not_grow_with_the_number_of_conversations(tmp_path: 
            f"({size} KiB written)")  # fmt: skip
     # 1,000 conversations write ~{size} KiB more than 200 do; a streamed export keeps none of it
     assert peaks[1000] < peaks[200] + 16 * 1024
+
+
+def test_the_command_line_leaves_what_a_server_keeps_in_memory_to_the_api(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    records = [json.loads(line) for line in chatkeep_export(2, messages=1).decode().splitlines()]
+    records[0]["mode"] = "ephemeral"  # no Redis here: a server would keep it in its own memory
+    (tmp_path / "modes.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    code, out, err = run(env, "import", str(tmp_path / "modes.jsonl"))
+    assert code == 1 and "imported 1 conversations (1 messages)" in out and "failed 1" in out
+    assert "record 0 (conversation c00001): mode: ephemeral conversations live in a server's memory" in err

@@ -1,5 +1,7 @@
 """`chatkeep export` and `chatkeep import`: a tenant's conversations to a file and back, any size,
-with a progress bar on stderr. The commands act with the tenant's full reach, as its API key would."""
+with a progress bar on stderr. The commands act with the tenant's full reach, as its API key would,
+on the stores a server shares with them: the durable store and Redis. What a server keeps in its
+own memory (`none` conversations, and `ephemeral` ones when no Redis is set) goes through the API."""
 
 from __future__ import annotations
 
@@ -118,7 +120,8 @@ def import_command(
 
     async def body(services: Services) -> Summary:
         p = await _principal(services, tenant_id)
-        importer = Importer(services.router, services.events, Limits.from_settings(services.settings))
+        limits = Limits.from_settings(services.settings)
+        importer = Importer(services.router, services.events, limits, serving=False)
         summary = Summary()
         with _bar(sum(os.path.getsize(f) for f in files), "importing") as bar:
             for path in files:

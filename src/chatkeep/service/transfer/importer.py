@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO
 
 from chatkeep.domain import errors
-from chatkeep.errors import ChatkeepError, Forbidden, InvalidInput, NotFound, TooLarge
+from chatkeep.errors import ChatkeepError, Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from chatkeep.events.base import EventBus
 from chatkeep.models import Conversation, EventType, Message, NewMessage, now_ms
 from chatkeep.service.auth import Principal
@@ -87,10 +87,16 @@ class Summary:
 
 
 class Importer:
-    def __init__(self, router: StoreRouter, events: EventBus, limits: Limits) -> None:
+    def __init__(
+        self, router: StoreRouter, events: EventBus, limits: Limits, *, serving: bool = True
+    ) -> None:
+        """`serving`: this process serves the API. When not (the command line), a conversation whose
+        store is this process's memory (`none`, or `ephemeral` without Redis) would vanish with the
+        process, so it fails (`not_importable_here`) instead: import it through the API."""
         self.router = router
         self.events = events
         self.limits = limits
+        self.serving = serving
 
     async def import_file(
         self,
@@ -186,6 +192,13 @@ class Importer:
 
     async def _store(self, c: Conversation, messages: list[Message], digest: bool, room: _Room) -> bool:
         store = self.router.for_mode(c.mode)
+        if not self.serving and store.url.scheme == "memory":
+            raise Conflict(
+                f"{c.mode.value} conversations live in a server's memory here: "
+                "import this one through the API",
+                code="not_importable_here",
+                field="mode",
+            )
         taken = stored = False
         try:
             await store.get_conversation(c.tenant, c.id)
