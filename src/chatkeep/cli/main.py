@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from chatkeep import __version__
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.service import Services
@@ -41,7 +42,7 @@ def with_services(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def body() -> T:
-            services = Services.from_settings(Settings(dev_mode=False))
+            services = build_services(Settings(dev_mode=False))
             await services.start()
             try:
                 return await fn(services, *args, **kwargs)
@@ -89,7 +90,7 @@ def migrate() -> None:
     """Bring every store's schema up to date (the server also does this when it starts)."""
 
     async def body() -> None:
-        services = Services.from_settings(Settings(dev_mode=False))
+        services = build_services(Settings(dev_mode=False))
         for name, store in services.router.named_stores().items():
             click.echo(f"migrating {name} store {store.url.redacted} ...", err=True)
         await services.migrate()

@@ -16,7 +16,7 @@ import uuid
 
 from chatkeep import tasks
 from chatkeep.errors import ChatkeepError
-from chatkeep.events import EventBus
+from chatkeep.events.base import EventBus
 from chatkeep.models import EventType, MessageStatus, Role
 from chatkeep.service.auth import Principal
 from chatkeep.service.conversations import ChatService, MessageInput
