@@ -91,8 +91,8 @@ def migrate() -> None:
 
     async def body() -> None:
         services = build_services(Settings(dev_mode=False))
-        for name, store in services.router.named_stores().items():
-            click.echo(f"migrating {name} store {store.url.redacted} ...", err=True)
+        for name, url in services.store_urls().items():
+            click.echo(f"migrating {name} store {url} ...", err=True)
         await services.migrate()
         click.echo("schema up to date", err=True)
 

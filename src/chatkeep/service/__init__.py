@@ -14,12 +14,14 @@ from chatkeep.events.base import EventBus
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
+from chatkeep.service.health import StoreHealth, check
 from chatkeep.service.lifecycle import Sweeper
 from chatkeep.service.limits import RateLimiter
 from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
+from chatkeep.stores.base import Extension
 from chatkeep.stores.budget import ByteBudget
 
 
@@ -73,6 +75,14 @@ class Services:
             finally:
                 await store.close()
 
+    async def store_health(self) -> dict[str, StoreHealth]:
+        """Each store (durable, ephemeral, transient), checked now."""
+        return {name: await check(store) for name, store in self.router.named_stores().items()}
+
+    def store_urls(self) -> dict[str, str]:
+        """Each store's URL, its password hidden."""
+        return {name: store.url.redacted for name, store in self.router.named_stores().items()}
+
     async def authenticate(self, credential: str | None, address: str | None) -> Principal:
         """The caller behind `credential`. Failed attempts (a credential that does not verify) are
         charged to the client address, and an address past its allowance is refused with
@@ -97,6 +107,7 @@ class Services:
 
 __all__ = [
     "ChatService",
+    "Extension",
     "ListFilters",
     "MessageInput",
     "NewConversation",
