@@ -138,9 +138,7 @@ class StreamService:
             ),
         )
         conversation = await self.chat.get_conversation(p, conversation_id)
-        await self.chat.events.publish(
-            updated_event(conversation.tenant, conversation.workspace, conversation.user, message)
-        )
+        await self.chat.events.publish(updated_event(conversation, message))
         return message
 
 

@@ -26,12 +26,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chatkeep import codec
 from chatkeep.codec import Frame
 from chatkeep.errors import ChatkeepError, NotFound
 from chatkeep.models import Conversation, Event, EventType, MessagePage
 from chatkeep.service.auth import Principal
-from chatkeep.service.events import created_event
+from chatkeep.service.events import created_event, event_frame
 
 log = logging.getLogger("chatkeep.realtime")
 GAP_WAIT = 0.25  # seconds a message past a gap waits for the missing ones before they are read
@@ -89,10 +88,6 @@ class Place:
     catching_up: bool = True
     held: list[Frame] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
-
-
-def frame_of(event: Event) -> Frame:
-    return Frame.of(codec.event_json(event))
 
 
 class Channel:
@@ -189,7 +184,7 @@ class Channel:
                 await follower.drained()
                 if self.places.get(follower) is not place:
                     return
-                follower.send(frame_of(created_event(conversation, message)))
+                follower.send(event_frame(created_event(conversation, message)))
                 place.seq = message.seq
                 replayed += 1
         ready(place.seq, replayed)
@@ -374,7 +369,7 @@ class Channel:
                     self._settle()
                 for message in page.messages:
                     event = created_event(conversation, message)
-                    self.dispatch(event, frame_of(event))
+                    self.dispatch(event, event_frame(event))
         except NotFound:  # the conversation is gone: nothing past the gap will come
             self._pending.clear()
             self._known = self.seq or 0
