@@ -9,7 +9,7 @@ from chatkeep.events import EventBus, open_bus
 from chatkeep.service import Services
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator
-from chatkeep.service.conversations import ChatService
+from chatkeep.service.chat import ChatService
 from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.realtime import Hub, SocketQuotas

@@ -13,10 +13,12 @@ from chatkeep.errors import Unauthenticated
 from chatkeep.events.base import EventBus
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
-from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
+from chatkeep.service.chat import ChatService
+from chatkeep.service.conversations import ListFilters, NewConversation
 from chatkeep.service.health import StoreHealth, check
 from chatkeep.service.lifecycle import Sweeper
 from chatkeep.service.limits import RateLimiter
+from chatkeep.service.messages import MessageInput
 from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.streams import StreamService
