@@ -22,7 +22,8 @@ from chatkeep.errors import Forbidden, InvalidInput, StoreUnavailable
 from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.models import Conversation, Event, EventType
 from chatkeep.service.events import event_frame
-from chatkeep.service.realtime.channel import GAP_WAIT, Channel, Follower, Place, Ready, Source
+from chatkeep.service.realtime.channel import GAP_WAIT, Channel
+from chatkeep.service.realtime.followers import Follower, Place, Ready, Source
 from chatkeep.service.realtime.quotas import SocketQuotas
 
 log = logging.getLogger("chatkeep.realtime")
