@@ -15,7 +15,7 @@ from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.chat import ChatService
 from chatkeep.service.conversations import ListFilters, NewConversation
-from chatkeep.service.health import StoreHealth, check
+from chatkeep.service.health import StoreHealth, check_store
 from chatkeep.service.lifecycle import Sweeper
 from chatkeep.service.limits import RateLimiter
 from chatkeep.service.messages import MessageInput
@@ -79,7 +79,7 @@ class Services:
 
     async def store_health(self) -> dict[str, StoreHealth]:
         """Each store (durable, ephemeral, transient), checked now."""
-        return {name: await check(store) for name, store in self.router.named_stores().items()}
+        return {name: await check_store(store) for name, store in self.router.named_stores().items()}
 
     def store_urls(self) -> dict[str, str]:
         """Each store's URL, its password hidden."""

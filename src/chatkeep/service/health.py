@@ -33,7 +33,7 @@ class StoreHealth:
     outage: Outage | None = None
 
 
-async def check(store: Store) -> StoreHealth:
+async def check_store(store: Store) -> StoreHealth:
     """Ping the store and read its counts."""
     state: State
     try:
