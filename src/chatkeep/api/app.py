@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            app.openapi_schema = document(schema, max_page_size=settings.max_page_size)
+            app.openapi_schema = document(schema, max_page_size=services.settings.max_page_size)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
