@@ -48,7 +48,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         text=True,
         check=True,
     )
-    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in created.stdout.splitlines())}
+    fields = {
+        k.strip(): v.strip() for k, _, v in (line.partition(":") for line in created.stdout.splitlines())
+    }
     with ServerProcess(env, tmp / "server.log") as process:
         yield Server(process.url, fields["api key"])
 

@@ -62,10 +62,18 @@ async def test_conversation_crud_and_heartbeat(api: Any) -> None:
     ws = unique("w")
     made = await api.create_conversation(ws, title="Trip", tags=["travel", "2026"], starred=True)
     assert (made.workspace, made.title, made.tags, made.starred, made.pinned) == (
-        ws, "Trip", ("travel", "2026"), True, False,
+        ws,
+        "Trip",
+        ("travel", "2026"),
+        True,
+        False,
     )
     assert (made.mode, made.version, made.last_seq, made.message_count, made.expires_at) == (
-        Mode.DURABLE, 1, 0, 0, None,
+        Mode.DURABLE,
+        1,
+        0,
+        0,
+        None,
     )
     again = await api.create_conversation(ws, id=made.id, title="Trip", tags=["travel", "2026"], starred=True)
     assert again == made  # a retried create answers the one stored
@@ -76,7 +84,12 @@ async def test_conversation_crud_and_heartbeat(api: Any) -> None:
     assert contents(loaded.messages) == [(1, "hello")] and loaded.has_more_messages is False
 
     updated = await api.update_conversation(made.id, made.version, title="Trip to Oslo", pinned=True)
-    assert (updated.title, updated.pinned, updated.starred, updated.version) == ("Trip to Oslo", True, True, 2)
+    assert (updated.title, updated.pinned, updated.starred, updated.version) == (
+        "Trip to Oslo",
+        True,
+        True,
+        2,
+    )
     with pytest.raises(PreconditionFailedError) as stale:
         await api.update_conversation(made.id, made.version, title="lost")
     assert (stale.value.status, stale.value.code) == (412, "version_mismatch")
@@ -96,7 +109,9 @@ async def test_conversation_crud_and_heartbeat(api: Any) -> None:
 
 async def test_list_with_filters_and_cursor(api: Any) -> None:
     ws = unique("w")
-    made = [await api.create_conversation(ws, title=f"chat {i}", tags=["odd"] if i % 2 else []) for i in range(5)]
+    made = [
+        await api.create_conversation(ws, title=f"chat {i}", tags=["odd"] if i % 2 else []) for i in range(5)
+    ]
     await api.update_conversation(made[3].id, 1, starred=True, pinned=True)
 
     seen: list[str] = []
@@ -132,9 +147,14 @@ async def test_appends_carry_ids_and_replays_are_answered(api: Any) -> None:
     first = await api.append(cid, Role.USER, "hi", metadata={"lang": "en"}, parts=[{"type": "text"}])
     assert first.created and len(first.message.id) == 32  # a uuid4 hex chosen by the client
     assert (first.message.seq, first.message.role, first.message.metadata, first.message.parts) == (
-        1, Role.USER, {"lang": "en"}, [{"type": "text"}],
+        1,
+        Role.USER,
+        {"lang": "en"},
+        [{"type": "text"}],
     )
-    replay = await api.append(cid, "user", "hi", id=first.message.id, metadata={"lang": "en"}, parts=[{"type": "text"}])
+    replay = await api.append(
+        cid, "user", "hi", id=first.message.id, metadata={"lang": "en"}, parts=[{"type": "text"}]
+    )
     assert (replay.created, replay.message) == (False, first.message)
 
     with pytest.raises(ConflictError) as conflict:
@@ -151,7 +171,9 @@ async def test_appends_carry_ids_and_replays_are_answered(api: Any) -> None:
         ],
     )
     assert [(r.created, r.message.seq, r.message.content) for r in batch.results] == [
-        (True, 2, "a"), (True, 3, "b"), (True, 4, "c"),
+        (True, 2, "a"),
+        (True, 3, "b"),
+        (True, 4, "c"),
     ]
     assert batch.results[0].message.usage == Usage(3, 7) and batch.results[1].message.id == "b-1"
     again = await api.append_batch(cid, [NewMessage("user", "b", id="b-1")])
