@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from chatkeep.client import calls
+from chatkeep.client import account, calls
 from chatkeep.client.auth import AsyncTokens, TokenProvider
 from chatkeep.client.calls import UNSET, Call, message_body
 from chatkeep.client.errors import ChatkeepConnectionError, http_error
@@ -106,8 +106,6 @@ class AsyncClient:
                 raise http_error(response)
             return call.read(response)
 
-    # -- conversations ------------------------------------------------------------------------------
-
     async def create_conversation(
         self,
         workspace: str,
@@ -187,8 +185,6 @@ class AsyncClient:
         """Slide the conversation's expiry from now (a page still open)."""
         return await self.request(calls.heartbeat(conversation_id))
 
-    # -- messages -----------------------------------------------------------------------------------
-
     async def append(
         self,
         conversation_id: str,
@@ -242,8 +238,6 @@ class AsyncClient:
             if before is None:
                 return window.messages()
 
-    # -- streaming replies ----------------------------------------------------------------------------
-
     def stream_reply(
         self,
         conversation_id: str,
@@ -272,32 +266,28 @@ class AsyncClient:
     ) -> Message:
         return await self.request(calls.finish_stream(conversation_id, message_id, status, usage))
 
-    # -- events -------------------------------------------------------------------------------------
-
     def events(self, conversation_id: str, *, after_seq: int | None = None) -> EventStream:
         """`async for event in client.events(cid, after_seq=n)`: the conversation's events, following
         it across disconnects (each message once, in seq order, from `after_seq`, or from now)."""
         return EventStream(self, conversation_id, after_seq)
 
-    # -- sessions, settings, dev ------------------------------------------------------------------------
-
     async def cleanup_sessions(
         self, strategy: Literal["all", "inactive", "specific"], **options: Any
     ) -> CleanupResult:
         """Delete the caller's sessions: `all`, `inactive` (`idle_seconds`) or `specific` (`ids`)."""
-        return await self.request(calls.cleanup_sessions(strategy, **options))
+        return await self.request(account.cleanup_sessions(strategy, **options))
 
     async def get_persistence_settings(self) -> PersistenceSettings:
         """The tenant's persistence settings (tenant API key only)."""
-        return await self.request(calls.get_persistence_settings())
+        return await self.request(account.get_persistence_settings())
 
     async def put_persistence_settings(self, **changes: Any) -> PersistenceSettings:
         """Change `default_mode`, `ephemeral_ttl_seconds`, `pinned_never_expire` (None: the default)."""
-        return await self.request(calls.put_persistence_settings(**changes))
+        return await self.request(account.put_persistence_settings(**changes))
 
     async def dev_token(self, user: str = "demo-user", workspace: str | None = None) -> str:
         """A demo user token from a dev-mode server on loopback."""
-        return await self.request(calls.dev_token(user, workspace))
+        return await self.request(account.dev_token(user, workspace))
 
     async def health(self, ready: bool = True) -> dict[str, Any]:
-        return await self.request(calls.health(ready))
+        return await self.request(account.health(ready))

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from chatkeep.client import calls
+from chatkeep.client import account, calls
 from chatkeep.client.auth import Tokens
 from chatkeep.client.calls import UNSET, Call, message_body
 from chatkeep.client.errors import ChatkeepConnectionError, http_error
@@ -106,8 +106,6 @@ class Client:
                 raise http_error(response)
             return call.read(response)
 
-    # -- conversations ------------------------------------------------------------------------------
-
     def create_conversation(
         self,
         workspace: str,
@@ -186,8 +184,6 @@ class Client:
         """Slide the conversation's expiry from now (a page still open)."""
         return self.request(calls.heartbeat(conversation_id))
 
-    # -- messages -----------------------------------------------------------------------------------
-
     def append(
         self,
         conversation_id: str,
@@ -239,8 +235,6 @@ class Client:
             if before is None:
                 return window.messages()
 
-    # -- streaming replies ----------------------------------------------------------------------------
-
     def stream_reply(
         self,
         conversation_id: str,
@@ -269,25 +263,23 @@ class Client:
     ) -> Message:
         return self.request(calls.finish_stream(conversation_id, message_id, status, usage))
 
-    # -- sessions, settings, dev ------------------------------------------------------------------------
-
     def cleanup_sessions(
         self, strategy: Literal["all", "inactive", "specific"], **options: Any
     ) -> CleanupResult:
         """Delete the caller's sessions: `all`, `inactive` (`idle_seconds`) or `specific` (`ids`)."""
-        return self.request(calls.cleanup_sessions(strategy, **options))
+        return self.request(account.cleanup_sessions(strategy, **options))
 
     def get_persistence_settings(self) -> PersistenceSettings:
         """The tenant's persistence settings (tenant API key only)."""
-        return self.request(calls.get_persistence_settings())
+        return self.request(account.get_persistence_settings())
 
     def put_persistence_settings(self, **changes: Any) -> PersistenceSettings:
         """Change `default_mode`, `ephemeral_ttl_seconds`, `pinned_never_expire` (None: the default)."""
-        return self.request(calls.put_persistence_settings(**changes))
+        return self.request(account.put_persistence_settings(**changes))
 
     def dev_token(self, user: str = "demo-user", workspace: str | None = None) -> str:
         """A demo user token from a dev-mode server on loopback."""
-        return self.request(calls.dev_token(user, workspace))
+        return self.request(account.dev_token(user, workspace))
 
     def health(self, ready: bool = True) -> dict[str, Any]:
-        return self.request(calls.health(ready))
+        return self.request(account.health(ready))
