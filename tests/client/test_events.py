@@ -126,3 +126,20 @@ async def test_following_a_missing_conversation_raises(server: Server, token: st
             async for _ in c.events("no-such-conversation", after_seq=0):
                 pass
     assert (missing.value.status, missing.value.code) == (404, "not_found")
+
+
+async def test_the_token_provider_is_asked_again_when_the_socket_refuses_it(server: Server) -> None:
+    good = server.token()
+    handed: list[str] = []
+
+    def provider() -> str:  # a plain function works for AsyncClient too
+        handed.append("stale" if not handed else good)
+        return handed[-1]
+
+    async with AsyncClient(server.url, good, retry=FAST) as writer:
+        cid = (await writer.create_conversation(unique("w"))).id
+        await writer.append(cid, "user", "one")
+    async with AsyncClient(server.url, provider, retry=FAST) as c:
+        async with c.events(cid, after_seq=0) as stream:
+            event = await anext(stream)
+    assert (event.type, event.seq, handed) == ("message.created", 1, ["stale", good])

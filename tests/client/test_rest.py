@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chatkeep.api.app import create_app
 from chatkeep.client import (
     AsyncClient,
     AuthenticationError,
@@ -25,6 +26,7 @@ from chatkeep.client import (
     Role,
     Usage,
 )
+from chatkeep.config import Settings
 from tests.client.conftest import FAST, Server
 from tests.conftest import unique
 
@@ -261,3 +263,33 @@ async def test_dev_token_and_health(server: Server) -> None:
         assert health["status"] == "ready" and set(health["stores"].values()) == {"up"}
     async with AsyncClient(server.url, token) as c:
         assert (await c.create_conversation(unique("w"))).user == "client-dev"
+
+
+# Every operation of the server's OpenAPI document, and the client method that calls it.
+OPERATIONS = {
+    ("post", "/v1/conversations"): "create_conversation",
+    ("get", "/v1/conversations"): "list_conversations",
+    ("get", "/v1/conversations/{conversation_id}"): "get_conversation",
+    ("patch", "/v1/conversations/{conversation_id}"): "update_conversation",
+    ("delete", "/v1/conversations/{conversation_id}"): "delete_conversation",
+    ("post", "/v1/conversations/{conversation_id}/heartbeat"): "heartbeat",
+    ("post", "/v1/conversations/{conversation_id}/messages"): "append",
+    ("get", "/v1/conversations/{conversation_id}/messages"): "list_messages",
+    ("post", "/v1/conversations/{conversation_id}/messages:batch"): "append_batch",
+    ("post", "/v1/conversations/{conversation_id}/messages/{message_id}/deltas"): "append_delta",
+    ("post", "/v1/conversations/{conversation_id}/messages/{message_id}/finish"): "finish_stream",
+    ("post", "/v1/sessions/cleanup"): "cleanup_sessions",
+    ("get", "/v1/settings/persistence"): "get_persistence_settings",
+    ("put", "/v1/settings/persistence"): "put_persistence_settings",
+    ("get", "/v1/dev/token"): "dev_token",
+    ("get", "/healthz"): "health",
+    ("get", "/readyz"): "health",
+}
+
+
+def test_every_operation_of_the_api_has_a_client_method() -> None:
+    document = create_app(Settings(durable_url="memory://")).openapi()
+    operations = {(m, p) for p, ops in document["paths"].items() for m in ops if p != "/metrics"}
+    assert operations == set(OPERATIONS)
+    for name in OPERATIONS.values():
+        assert callable(getattr(AsyncClient, name)) and callable(getattr(Client, name))

@@ -30,6 +30,10 @@ class RetryPolicy:
     max_delay: float = 10.0
     max_retry_after: float = 60.0
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError("attempts must be at least 1 and delays not negative")
+
     def backoff(self, retry: int) -> float:
         return random.uniform(0.0, min(self.max_delay, self.base_delay * 2**retry))
 
