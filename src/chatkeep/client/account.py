@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import httpx
 
 from chatkeep.client.calls import UNSET, Call, given
 from chatkeep.client.types import CleanupResult, PersistenceSettings
 from chatkeep.models import Mode
+
+
+class CleanupOptions(TypedDict, total=False):
+    ids: Iterable[str]  # for `specific`
+    idle_seconds: int | None  # for `inactive`
+    workspace: str | None
+    user: str | None  # tenant API key only
+    modes: Iterable[Mode | str] | None
+
+
+class SettingsChanges(TypedDict, total=False):
+    default_mode: Mode | str
+    ephemeral_ttl_seconds: int | None  # None: the server's default
+    pinned_never_expire: bool | None
 
 
 def cleanup_sessions(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
 from chatkeep.client import account, calls
+from chatkeep.client.account import CleanupOptions, SettingsChanges
 from chatkeep.client.auth import AsyncTokens, TokenProvider
-from chatkeep.client.calls import UNSET, Call, message_body
+from chatkeep.client.calls import UNSET, Call, ConversationFilters, ListQuery, message_body
 from chatkeep.client.errors import ChatkeepConnectionError, http_error
 from chatkeep.client.events import EventStream
 from chatkeep.client.reply import AsyncReply
@@ -134,16 +135,18 @@ class AsyncClient:
             )
         )
 
-    async def list_conversations(self, **filters: Any) -> ConversationPage:
+    async def list_conversations(self, **query: Unpack[ListQuery]) -> ConversationPage:
         """A page of the caller's conversations; filters `workspace`, `user`, `starred`, `pinned`,
         `archived`, `tag`, `q`, with `limit` and `cursor` (the previous page's `next_cursor`)."""
-        return await self.request(calls.list_conversations(**filters))
+        return await self.request(calls.list_conversations(**query))
 
-    async def iter_conversations(self, **filters: Any) -> AsyncIterator[Conversation]:
+    async def iter_conversations(
+        self, *, limit: int = 50, **filters: Unpack[ConversationFilters]
+    ) -> AsyncIterator[Conversation]:
         """Every conversation the filters select, following the cursor page after page."""
         cursor: str | None = None
         while True:
-            page = await self.list_conversations(**filters, cursor=cursor)
+            page = await self.list_conversations(**filters, limit=limit, cursor=cursor)
             for item in page.items:
                 yield item
             if page.next_cursor is None:
@@ -272,7 +275,7 @@ class AsyncClient:
         return EventStream(self, conversation_id, after_seq)
 
     async def cleanup_sessions(
-        self, strategy: Literal["all", "inactive", "specific"], **options: Any
+        self, strategy: Literal["all", "inactive", "specific"], **options: Unpack[CleanupOptions]
     ) -> CleanupResult:
         """Delete the caller's sessions: `all`, `inactive` (`idle_seconds`) or `specific` (`ids`)."""
         return await self.request(account.cleanup_sessions(strategy, **options))
@@ -281,7 +284,7 @@ class AsyncClient:
         """The tenant's persistence settings (tenant API key only)."""
         return await self.request(account.get_persistence_settings())
 
-    async def put_persistence_settings(self, **changes: Any) -> PersistenceSettings:
+    async def put_persistence_settings(self, **changes: Unpack[SettingsChanges]) -> PersistenceSettings:
         """Change `default_mode`, `ephemeral_ttl_seconds`, `pinned_never_expire` (None: the default)."""
         return await self.request(account.put_persistence_settings(**changes))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,23 @@ class Call(Generic[T]):
     headers: dict[str, str] | None = None
     # Safe to send again when the first attempt may have reached the server (see retry.py).
     idempotent: bool = True
+
+
+class ConversationFilters(TypedDict, total=False):
+    """What `list_conversations` selects by (`user`: with a tenant API key; `q`: title text)."""
+
+    workspace: str | None
+    user: str | None
+    starred: bool | None
+    pinned: bool | None
+    archived: bool | None
+    tag: str | None
+    q: str | None
+
+
+class ListQuery(ConversationFilters, total=False):
+    limit: int
+    cursor: str | None  # the previous page's `next_cursor`
 
 
 def new_message_id() -> str:

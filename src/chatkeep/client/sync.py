@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
 from chatkeep.client import account, calls
+from chatkeep.client.account import CleanupOptions, SettingsChanges
 from chatkeep.client.auth import Tokens
-from chatkeep.client.calls import UNSET, Call, message_body
+from chatkeep.client.calls import UNSET, Call, ConversationFilters, ListQuery, message_body
 from chatkeep.client.errors import ChatkeepConnectionError, http_error
 from chatkeep.client.reply import Reply
 from chatkeep.client.retry import Attempts, RetryPolicy
@@ -134,16 +135,18 @@ class Client:
             )
         )
 
-    def list_conversations(self, **filters: Any) -> ConversationPage:
+    def list_conversations(self, **query: Unpack[ListQuery]) -> ConversationPage:
         """A page of the caller's conversations; filters `workspace`, `user`, `starred`, `pinned`,
         `archived`, `tag`, `q`, with `limit` and `cursor` (the previous page's `next_cursor`)."""
-        return self.request(calls.list_conversations(**filters))
+        return self.request(calls.list_conversations(**query))
 
-    def iter_conversations(self, **filters: Any) -> Iterator[Conversation]:
+    def iter_conversations(
+        self, *, limit: int = 50, **filters: Unpack[ConversationFilters]
+    ) -> Iterator[Conversation]:
         """Every conversation the filters select, following the cursor page after page."""
         cursor: str | None = None
         while True:
-            page = self.list_conversations(**filters, cursor=cursor)
+            page = self.list_conversations(**filters, limit=limit, cursor=cursor)
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -264,7 +267,7 @@ class Client:
         return self.request(calls.finish_stream(conversation_id, message_id, status, usage))
 
     def cleanup_sessions(
-        self, strategy: Literal["all", "inactive", "specific"], **options: Any
+        self, strategy: Literal["all", "inactive", "specific"], **options: Unpack[CleanupOptions]
     ) -> CleanupResult:
         """Delete the caller's sessions: `all`, `inactive` (`idle_seconds`) or `specific` (`ids`)."""
         return self.request(account.cleanup_sessions(strategy, **options))
@@ -273,7 +276,7 @@ class Client:
         """The tenant's persistence settings (tenant API key only)."""
         return self.request(account.get_persistence_settings())
 
-    def put_persistence_settings(self, **changes: Any) -> PersistenceSettings:
+    def put_persistence_settings(self, **changes: Unpack[SettingsChanges]) -> PersistenceSettings:
         """Change `default_mode`, `ephemeral_ttl_seconds`, `pinned_never_expire` (None: the default)."""
         return self.request(account.put_persistence_settings(**changes))
 
