@@ -67,7 +67,7 @@ async def test_429_waits_as_long_as_retry_after_says(server: Server, token: str)
             started = time.monotonic()
             result = await c.append(cid, "user", "later")
             waited = time.monotonic() - started
-    assert 1.0 <= waited < 3.0
+    assert 1.0 <= waited < 5.0
     assert [s.step for s in proxy.seen] == ["429", "pass"] and result.created
 
 
