@@ -5,7 +5,11 @@ connection, subscribes again with that seq as `after_seq`: the server sends what
 message is yielded twice or skipped. A reply still streaming when the connection dropped is
 resumed from just before it instead; the stream drops what it already yielded and turns what the
 reply grew meanwhile into one `message.delta` (and its `message.updated`, if it finished), so a
-consumer that applies deltas by offset holds the exact text."""
+consumer that applies deltas by offset holds the exact text.
+
+A conversation the caller cannot see raises `NotFoundError`; one more than 5,000 messages behind its
+`after_seq` raises `BadRequestError` (`too_far_behind`: read it over REST instead). A deletion or
+expiry of the conversation is yielded, then ends the stream."""
 
 from __future__ import annotations
 
