@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import click
 
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.errors import InvalidInput
 from chatkeep.service import Principal, Services
@@ -28,7 +29,7 @@ def _run(body: Callable[[Services], Awaitable[T]]) -> T:
     from chatkeep.cli.main import run  # main registers these commands: imported once it is loaded
 
     async def opened() -> T:
-        services = Services.from_settings(Settings(dev_mode=False))
+        services = build_services(Settings(dev_mode=False))
         await services.start()
         try:
             return await body(services)
