@@ -283,6 +283,8 @@ OPERATIONS = {
     ("put", "/v1/settings/persistence"): "put_persistence_settings",
     ("get", "/v1/dev/token"): "dev_token",
     ("get", "/healthz"): "health",
+    ("get", "/v1/export"): "export",
+    ("post", "/v1/import"): "import_file",
     ("get", "/readyz"): "health",
 }
 

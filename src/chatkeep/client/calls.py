@@ -37,6 +37,8 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     json: Any = None
     headers: dict[str, str] | None = None
+    # A body sent as it is (with its Content-Type in `headers`), instead of `json`.
+    content: bytes | None = None
     # Safe to send again when the first attempt may have reached the server (see retry.py).
     idempotent: bool = True
 

@@ -10,13 +10,14 @@ from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
-from chatkeep.client import account, calls
+from chatkeep.client import account, calls, transfer
 from chatkeep.client.account import CleanupOptions, SettingsChanges
 from chatkeep.client.auth import Tokens
 from chatkeep.client.calls import UNSET, Call, ConversationFilters, ListQuery, message_body
 from chatkeep.client.errors import ChatkeepConnectionError, http_error
 from chatkeep.client.reply import Reply
 from chatkeep.client.retry import Attempts, RetryPolicy
+from chatkeep.client.transfer import Owner, Selection
 from chatkeep.client.types import (
     AppendResult,
     BatchResult,
@@ -88,6 +89,7 @@ class Client:
                     self.base_url + call.path,
                     params=call.params,
                     json=call.json,
+                    content=call.content,
                     headers=headers,
                 )
             except httpx.TransportError as exc:
@@ -286,3 +288,15 @@ class Client:
 
     def health(self, ready: bool = True) -> dict[str, Any]:
         return self.request(account.health(ready))
+
+    def export(
+        self, format: Literal["json", "jsonl", "markdown"] = "jsonl", **selection: Unpack[Selection]
+    ) -> bytes:
+        """The caller's conversations with their messages: one, a workspace's, a user's, or all."""
+        return self.request(transfer.export(format, **selection))
+
+    def import_file(
+        self, data: bytes, format: Literal["json", "jsonl"] = "json", **owner: Unpack[Owner]
+    ) -> dict[str, Any]:
+        """Import a file (see the README); answers how many were imported, skipped and failed."""
+        return self.request(transfer.import_file(data, format, **owner))
