@@ -183,5 +183,8 @@ async def token(services: Services, tenant_id: str, user: str, workspace: tuple[
     click.echo(issue_token(tenant, user, list(workspace) or ["*"], ttl_seconds=ttl))
 
 
+# The commands that live in modules of their own register themselves on `main`.
+from chatkeep.cli import admin  # noqa: E402, F401
+
 if __name__ == "__main__":
     main()
