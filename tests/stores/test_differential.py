@@ -52,7 +52,7 @@ from chatkeep.models import (
 from chatkeep.stores import Store, StoreURL
 from tests.conftest import BACKENDS, open_backend, unique
 
-EXAMPLES = int(os.environ.get("CHATKEEP_DIFFERENTIAL_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("CHATKEEP_DIFFERENTIAL_EXAMPLES", "40"))
 STEPS = 30
 DAY_MS = 86_400_000
 
@@ -613,6 +613,14 @@ def late_retry_of_a_trimmed_message(m: Differential) -> None:
     m.append_one_by_one(cid="c0", scope=ANYONE, messages=[new_message("m0", 3)])
 
 
+def finishing_a_trimmed_message(m: Differential) -> None:
+    """The trim policy dropped m0: it is no longer retained, so finishing it finds no message."""
+    m.choose_message_limit(limit=1, policy=LimitPolicy.TRIM)
+    m.start_with_two_conversations(user="u1", ttl_ms=None)
+    m.append_one_by_one(cid="c0", scope=ANYONE, messages=[new_message("m0", 0), new_message("m1", 0)])
+    m.finish(cid="c0", mid="m0", scope=ANYONE, status=MessageStatus.COMPLETE, usage=None)
+
+
 def conflicting_batch_for_a_missing_conversation(m: Differential) -> None:
     """A batch naming one id twice with different messages, for a conversation that is not there."""
     m.choose_message_limit(limit=3, policy=LimitPolicy.REJECT)
@@ -661,6 +669,7 @@ def reading_an_expired_conversation(m: Differential) -> None:
 
 SEQUENCES = [
     late_retry_of_a_trimmed_message,
+    finishing_a_trimmed_message,
     reading_an_expired_conversation,
     conflicting_batch_for_a_missing_conversation,
     conflicting_batch_out_of_scope,
