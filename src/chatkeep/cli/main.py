@@ -13,7 +13,6 @@ import click
 
 from chatkeep import __version__
 from chatkeep.bootstrap import build_services
-from chatkeep.cli import transfer
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.service import Services
@@ -184,7 +183,8 @@ async def token(services: Services, tenant_id: str, user: str, workspace: tuple[
     click.echo(issue_token(tenant, user, list(workspace) or ["*"], ttl_seconds=ttl))
 
 
-transfer.register(main)
+# The commands that live in modules of their own register themselves on `main`.
+from chatkeep.cli import admin, transfer  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

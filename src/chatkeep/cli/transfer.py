@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from chatkeep.bootstrap import build_services
+from chatkeep.cli.main import main, run
 from chatkeep.config import Settings
 from chatkeep.errors import InvalidInput
 from chatkeep.service import Principal, Services
@@ -26,7 +27,6 @@ T = TypeVar("T")
 
 def _run(body: Callable[[Services], Awaitable[T]]) -> T:
     """Open the services around `body`; a ChatkeepError becomes a one-line message and exit 1."""
-    from chatkeep.cli.main import run  # main registers these commands: imported once it is loaded
 
     async def opened() -> T:
         services = build_services(Settings(dev_mode=False))
@@ -54,7 +54,7 @@ def _bar(length: int, label: str) -> Any:
     return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
 
 
-@click.command("export")
+@main.command("export")
 @click.option("--tenant", "tenant_id", default=None, help="Tenant id (needed when there are several).")
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "jsonl", "markdown"]), default="jsonl", show_default=True
@@ -103,7 +103,7 @@ def export_command(
     _run(body)
 
 
-@click.command("import")
+@main.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tenant", "tenant_id", default=None, help="Tenant id (needed when there are several).")
 @click.option("--user", default=None, help="Owner of the imported conversations (default: the file's).")
@@ -147,8 +147,3 @@ def import_command(
     )
     if summary.failed:
         sys.exit(1)
-
-
-def register(group: click.Group) -> None:
-    group.add_command(export_command)
-    group.add_command(import_command)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from chatkeep.config import Settings
 from chatkeep.errors import Unauthenticated
 from chatkeep.events.base import EventBus
+from chatkeep.models import Mode
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
 from chatkeep.service.chat import ChatService
@@ -21,6 +22,7 @@ from chatkeep.service.limits import RateLimiter
 from chatkeep.service.messages import MessageInput
 from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
+from chatkeep.service.stats import ModeCount, tenant_counts
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
 from chatkeep.stores.base import Extension
@@ -80,6 +82,10 @@ class Services:
     async def store_health(self) -> dict[str, StoreHealth]:
         """Each store (durable, ephemeral, transient), checked now."""
         return {name: await check_store(store) for name, store in self.router.named_stores().items()}
+
+    async def tenant_counts(self, tenant: str) -> dict[Mode, ModeCount]:
+        """Live conversations and retained messages of a tenant per mode (see service/stats.py)."""
+        return await tenant_counts(self.router, tenant)
 
     def store_urls(self) -> dict[str, str]:
         """Each store's URL, its password hidden."""
