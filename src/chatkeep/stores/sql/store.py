@@ -40,6 +40,8 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     Tenant,
     Usage,
     is_id,
@@ -47,6 +49,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.sql import message_ops, ops, statements
+from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
 
@@ -357,6 +360,9 @@ class SqlStore(Store, TenantStore):
         return await self._run(
             lambda conn: message_ops.read_messages(conn, conversation, before, after, limit)
         )
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        return await self._run(lambda conn: full_text_search(conn, query, self._clock()))
 
 
 def _sqlite_engine(url: sa.URL, synchronous: str, *, pool_size: int, begin: str | None) -> sa.Engine:

@@ -1,0 +1,147 @@
+"""What full-text search finds and how it ranks: pure functions every store runs on the stored text,
+so every backend answers the same hits, scores and snippets for the same data.
+
+Words are the runs of letters and digits (`_` and punctuation separate them), compared lowercase;
+this is how SQLite's FTS5 `unicode61` tokenizer and PostgreSQL's `simple` configuration over
+letter-and-digit runs split text, so their indexes find every candidate this module accepts. A text
+matches when it holds every query term as a whole word. Its score rewards each term's occurrences
+(at most three count) and short texts, doubled for a title:
+
+    score = sum(min(count(term), 3)) * 1_000_000 // (words + 10)     (x2 for a title)
+
+A snippet is the text around the first matched word, at most `SNIPPET_CHARS` characters, as segments
+marked `match` or not; the text is never HTML, so a client renders it safely as plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from chatkeep.models import Role, SearchCursor, SearchHit, SearchPage, SearchQuery, Segment, search_key
+
+WORD = re.compile(r"[^\W_]+")
+MAX_TERMS = 10
+SNIPPET_CHARS = 160
+CONTEXT_CHARS = 40
+ELLIPSIS = "\u2026"
+MAX_COUNTED = 3
+TITLE_WEIGHT = 2
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def search_terms(text: str) -> tuple[str, ...]:
+    """The distinct words of a query, in order, at most `MAX_TERMS` (the rest are ignored). Every
+    other character (quotes, operators, `*`, `-`, parentheses) only separates words."""
+    return tuple(dict.fromkeys(words(text)))[:MAX_TERMS]
+
+
+def score(text: str, terms: tuple[str, ...], *, title: bool = False) -> int:
+    """The score of a text that holds every term, or 0 when it misses one."""
+    found = words(text)
+    counts = Counter(found)
+    if not terms or any(counts[t] == 0 for t in terms):
+        return 0
+    value = sum(min(counts[t], MAX_COUNTED) for t in terms) * 1_000_000 // (len(found) + 10)
+    return value * TITLE_WEIGHT if title else value
+
+
+def snippet(text: str, terms: tuple[str, ...], *, width: int = SNIPPET_CHARS) -> tuple[Segment, ...]:
+    """The text around the first matched word, cut near word boundaries, with every whole matched
+    word inside it marked; runs of whitespace become one space."""
+    wanted = set(terms)
+    spans = [(w.start(), w.end()) for w in WORD.finditer(text) if w.group().lower() in wanted]
+    first = spans[0] if spans else (0, 0)
+    start = 0 if first[0] <= CONTEXT_CHARS else _word_start(text, first[0] - CONTEXT_CHARS, first[0])
+    end = min(len(text), max(start + width, first[1]))
+    if end < len(text):
+        end = _word_end(text, end, first[1])
+    segments: list[Segment] = []
+    position = start
+    for a, b in spans:
+        if a < start or b > end:
+            continue
+        _plain(segments, text[position:a])
+        segments.append(Segment(text[a:b], True))
+        position = b
+    _plain(segments, text[position:end])
+    if start > 0:
+        segments.insert(0, Segment(ELLIPSIS))
+    if end < len(text):
+        segments.append(Segment(ELLIPSIS))
+    return _merged(segments)
+
+
+def _word_start(text: str, low: int, limit: int) -> int:
+    """The first position after whitespace in text[low:limit], or low when there is none."""
+    space = re.search(r"\s", text[low:limit])
+    return low + space.end() if space else low
+
+
+def _word_end(text: str, high: int, floor: int) -> int:
+    """The last whitespace in text[floor:high], or high when there is none."""
+    cut = text.rfind(" ", floor, high)
+    return cut if cut > floor else high
+
+
+def _plain(segments: list[Segment], text: str) -> None:
+    if text:
+        segments.append(Segment(re.sub(r"\s+", " ", text)))
+
+
+def _merged(segments: list[Segment]) -> tuple[Segment, ...]:
+    merged: list[Segment] = []
+    for s in segments:
+        if merged and not merged[-1].match and not s.match:
+            merged[-1] = Segment(merged[-1].text + s.text)
+        else:
+            merged.append(s)
+    return tuple(merged)
+
+
+def hit(
+    terms: tuple[str, ...],
+    text: str,
+    *,
+    conversation_id: str,
+    workspace: str,
+    title: str,
+    message_id: str | None = None,
+    seq: int = 0,
+    role: Role | None = None,
+) -> SearchHit | None:
+    """The hit of a message (or of the title, when `message_id` is None), or None when it misses."""
+    value = score(text, terms, title=message_id is None)
+    if value == 0:
+        return None
+    return SearchHit(
+        conversation_id=conversation_id,
+        workspace=workspace,
+        title=title,
+        message_id=message_id,
+        seq=seq,
+        role=role,
+        snippet=snippet(text, terms),
+        score=value,
+    )
+
+
+def after(cursor: SearchCursor | None, hits: Iterable[SearchHit]) -> list[SearchHit]:
+    """The hits strictly after `cursor` in search order, sorted."""
+    found = sorted(hits, key=lambda h: search_key(h.cursor))
+    if cursor is None:
+        return found
+    bound = search_key(cursor)
+    return [h for h in found if search_key(h.cursor) > bound]
+
+
+def search_page(query: SearchQuery, hits: Iterable[SearchHit], *, partial: bool = False) -> SearchPage:
+    """The page of `query` from every hit a store found (in any order)."""
+    found = after(query.after, hits)
+    page = found[: query.limit]
+    more = len(found) > query.limit
+    return SearchPage(page, page[-1].cursor if more and page else None, partial)
