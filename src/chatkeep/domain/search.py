@@ -4,8 +4,8 @@ so every backend answers the same hits, scores and snippets for the same data.
 Words are the runs of letters and digits (`_` and punctuation separate them), compared lowercase;
 this is how SQLite's FTS5 `unicode61` tokenizer and PostgreSQL's `simple` configuration over
 letter-and-digit runs split text, so their indexes find every candidate this module accepts. A text
-matches when it holds every query term as a whole word. Its score rewards each term's occurrences
-(at most three count) and short texts, doubled for a title:
+matches when it holds every query term as a whole word in its first `INDEXED_CHARS` characters.
+Its score rewards each term's occurrences (at most three count) and short texts, doubled for a title:
 
     score = sum(min(count(term), 3)) * 1_000_000 // (words + 10)     (x2 for a title)
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from chatkeep.models import Role, SearchCursor, SearchHit, SearchPage, SearchQuery, Segment, search_key
+from chatkeep.models import Role, SearchHit, SearchPage, SearchQuery, Segment, search_key
 
 WORD = re.compile(r"[^\W_]+")
 MAX_TERMS = 10
@@ -28,6 +29,8 @@ CONTEXT_CHARS = 40
 ELLIPSIS = "\u2026"
 MAX_COUNTED = 3
 TITLE_WEIGHT = 2
+# Only the start of a long message is searched (PostgreSQL indexes as much).
+INDEXED_CHARS = 65_536
 
 
 def words(text: str) -> list[str]:
@@ -38,6 +41,11 @@ def search_terms(text: str) -> tuple[str, ...]:
     """The distinct words of a query, in order, at most `MAX_TERMS` (the rest are ignored). Every
     other character (quotes, operators, `*`, `-`, parentheses) only separates words."""
     return tuple(dict.fromkeys(words(text)))[:MAX_TERMS]
+
+
+def holds(text: str, terms: tuple[str, ...]) -> bool:
+    """Whether the text holds every term as a word."""
+    return bool(terms) and set(terms) <= set(words(text[:INDEXED_CHARS]))
 
 
 def score(text: str, terms: tuple[str, ...], *, title: bool = False) -> int:
@@ -103,45 +111,45 @@ def _merged(segments: list[Segment]) -> tuple[Segment, ...]:
     return tuple(merged)
 
 
-def hit(
-    terms: tuple[str, ...],
-    text: str,
-    *,
-    conversation_id: str,
-    workspace: str,
-    title: str,
-    message_id: str | None = None,
-    seq: int = 0,
-    role: Role | None = None,
-) -> SearchHit | None:
-    """The hit of a message (or of the title, when `message_id` is None), or None when it misses."""
-    value = score(text, terms, title=message_id is None)
-    if value == 0:
-        return None
-    return SearchHit(
-        conversation_id=conversation_id,
-        workspace=workspace,
-        title=title,
-        message_id=message_id,
-        seq=seq,
-        role=role,
-        snippet=snippet(text, terms),
-        score=value,
-    )
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A text a store read for a query: a message's content, or (`message_id` None, `seq` 0) a
+    conversation's title."""
+
+    text: str
+    conversation_id: str
+    workspace: str
+    title: str
+    message_id: str | None = None
+    seq: int = 0
+    role: Role | None = None
 
 
-def after(cursor: SearchCursor | None, hits: Iterable[SearchHit]) -> list[SearchHit]:
-    """The hits strictly after `cursor` in search order, sorted."""
-    found = sorted(hits, key=lambda h: search_key(h.cursor))
-    if cursor is None:
-        return found
-    bound = search_key(cursor)
-    return [h for h in found if search_key(h.cursor) > bound]
-
-
-def search_page(query: SearchQuery, hits: Iterable[SearchHit], *, partial: bool = False) -> SearchPage:
-    """The page of `query` from every hit a store found (in any order)."""
-    found = after(query.after, hits)
-    page = found[: query.limit]
-    more = len(found) > query.limit
+def search_page(query: SearchQuery, candidates: Iterable[Candidate], *, partial: bool = False) -> SearchPage:
+    """The page of `query` among the candidates a store read (in any order): the hits strictly
+    after the cursor in search order, at most `query.limit`, snippets made for those only."""
+    scored = []
+    bound = search_key(query.after) if query.after is not None else None
+    for c in candidates:
+        value = score(c.text[:INDEXED_CHARS], query.terms, title=c.message_id is None)
+        if value == 0:
+            continue
+        key = (-value, c.conversation_id, c.seq)
+        if bound is None or key > bound:
+            scored.append((key, value, c))
+    scored.sort(key=lambda item: item[0])
+    page = [
+        SearchHit(
+            conversation_id=c.conversation_id,
+            workspace=c.workspace,
+            title=c.title,
+            message_id=c.message_id,
+            seq=c.seq,
+            role=c.role,
+            snippet=snippet(c.text[:INDEXED_CHARS], query.terms),
+            score=value,
+        )
+        for _key, value, c in scored[: query.limit]
+    ]
+    more = len(scored) > query.limit
     return SearchPage(page, page[-1].cursor if more and page else None, partial)

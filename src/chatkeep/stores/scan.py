@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chatkeep.domain.search import hit, search_page
+from chatkeep.domain.search import Candidate, holds, search_page
 from chatkeep.models import (
     Conversation,
     ConversationQuery,
     Message,
     MessageStatus,
     Mode,
-    SearchHit,
     SearchPage,
     SearchQuery,
 )
@@ -39,7 +38,7 @@ async def scan_search(
         workspace=query.workspace,
         limit=LIST_PAGE,
     )
-    hits: list[SearchHit] = []
+    hits: list[Candidate] = []
     conversations = messages = 0
     while True:
         page = await store.list_conversations(listing)
@@ -47,9 +46,8 @@ async def scan_search(
             if max_conversations is not None and conversations >= max_conversations:
                 return search_page(query, hits, partial=True)
             conversations += 1
-            found = _hit(query, conversation, None)
-            if found is not None:
-                hits.append(found)
+            if holds(conversation.title, query.terms):
+                hits.append(_candidate(conversation, None))
             budget = None if max_messages is None else max_messages - messages
             read, complete = await _scan_messages(store, conversation, query, budget, hits)
             messages += read
@@ -61,7 +59,7 @@ async def scan_search(
 
 
 async def _scan_messages(
-    store: Store, conversation: Conversation, query: SearchQuery, budget: int | None, hits: list[SearchHit]
+    store: Store, conversation: Conversation, query: SearchQuery, budget: int | None, hits: list[Candidate]
 ) -> tuple[int, bool]:
     """Read the conversation's messages newest first, at most `budget`; return how many were read
     and whether that was all of them."""
@@ -76,26 +74,14 @@ async def _scan_messages(
         page = await store.read_messages(conversation, before=before, limit=size)
         read += len(page.messages)
         for m in page.messages:
-            if m.status is MessageStatus.TRIMMED:
-                continue
-            found = _hit(query, conversation, m)
-            if found is not None:
-                hits.append(found)
+            if m.status is not MessageStatus.TRIMMED and holds(m.content, query.terms):
+                hits.append(_candidate(conversation, m))
         if not page.has_more or not page.messages:
             return read, True
         before = page.messages[0].seq
 
 
-def _hit(query: SearchQuery, c: Conversation, message: Message | None) -> SearchHit | None:
+def _candidate(c: Conversation, message: Message | None) -> Candidate:
     if message is None:
-        return hit(query.terms, c.title, conversation_id=c.id, workspace=c.workspace, title=c.title)
-    return hit(
-        query.terms,
-        message.content,
-        conversation_id=c.id,
-        workspace=c.workspace,
-        title=c.title,
-        message_id=message.id,
-        seq=message.seq,
-        role=message.role,
-    )
+        return Candidate(c.title, c.id, c.workspace, c.title)
+    return Candidate(message.content, c.id, c.workspace, c.title, message.id, message.seq, message.role)

@@ -4,7 +4,7 @@ through the GIN indexes on `to_tsvector` (both made by migration 0005).
 The index finds the candidate texts (every one holding all the terms as words, and possibly a few
 more); `chatkeep.domain.search` then decides each hit, its score and its snippet from the stored
 text, so SQL answers exactly as the other stores. At most `MAX_CANDIDATES` messages (the most
-recent) and as many titles are read per call; past that the page says `partial`.
+recently stored) and as many titles are read per call; past that the page says `partial`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from chatkeep.domain.search import hit, search_page
-from chatkeep.models import MessageStatus, Role, SearchHit, SearchPage, SearchQuery
+from chatkeep.domain.search import Candidate, search_page
+from chatkeep.models import MessageStatus, Role, SearchPage, SearchQuery
 from chatkeep.stores.sql.ops import live
 from chatkeep.stores.sql.schema import conversations, messages
 
@@ -24,7 +24,6 @@ POSTGRES_VECTOR = (
     r"to_tsvector('simple'::regconfig, regexp_replace(left({column}, 65536), '(\W|_)+', ' ', 'g'))"
 )
 POSTGRES_MATCH = POSTGRES_VECTOR + " @@ plainto_tsquery('simple'::regconfig, :terms)"
-SQLITE_MATCH = "{table}.rowid IN (SELECT rowid FROM {table}_fts WHERE {table}_fts MATCH :terms)"
 
 # What migration 0005 adds beyond the tables of `schema.py` (SQLAlchemy cannot declare them): the
 # FTS5 tables with their shadow tables on SQLite, the GIN indexes on PostgreSQL.
@@ -38,45 +37,46 @@ SEARCH_OBJECTS = {
 }
 
 c, m = conversations.c, messages.c
+ON_CONVERSATION = sa.and_(c.tenant_id == m.tenant_id, c.id == m.conversation_id)
 
 
 def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> SearchPage:
     scope = _scope(query, now)
-    titles = sa.select(c.id, c.workspace, c.title).where(
-        *scope, _matches(conn, query.terms, "conversations", "title")
+    titles = sa.select(c.id, c.workspace, c.title).where(*scope)
+    found = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title).where(
+        *scope, m.status != MessageStatus.TRIMMED.value
     )
-    found = (
-        sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title)
-        .select_from(
-            messages.join(conversations, sa.and_(c.tenant_id == m.tenant_id, c.id == m.conversation_id))
+    if conn.dialect.name == "postgresql":
+        terms = " ".join(query.terms)
+        titles = titles.where(
+            sa.text(POSTGRES_MATCH.format(column="conversations.title")).bindparams(terms=terms)
         )
-        .where(
-            *scope,
-            m.status != MessageStatus.TRIMMED.value,
-            _matches(conn, query.terms, "messages", "content"),
+        titles = titles.order_by(c.last_activity_at.desc(), c.id)
+        found = found.select_from(messages.join(conversations, ON_CONVERSATION))
+        found = found.where(sa.text(POSTGRES_MATCH.format(column="messages.content")).bindparams(terms=terms))
+        found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
+    else:
+        # The FTS table drives the join and yields rowids newest first, so the limit stops it early.
+        title_fts, message_fts = _fts("conversations_fts"), _fts("messages_fts")
+        titles = titles.select_from(
+            title_fts.join(conversations, sa.literal_column("conversations.rowid") == title_fts.c.rowid)
         )
-    )
-    title_rows = conn.execute(titles.order_by(c.last_activity_at.desc()).limit(MAX_CANDIDATES + 1)).all()
-    message_rows = conn.execute(found.order_by(m.created_at.desc()).limit(MAX_CANDIDATES + 1)).all()
-    hits: list[SearchHit | None] = [
-        hit(query.terms, row.title, conversation_id=row.id, workspace=row.workspace, title=row.title)
-        for row in title_rows[:MAX_CANDIDATES]
-    ]
-    hits += [
-        hit(
-            query.terms,
-            row.content,
-            conversation_id=row.conversation_id,
-            workspace=row.workspace,
-            title=row.title,
-            message_id=row.id,
-            seq=row.seq,
-            role=Role(row.role),
+        titles = titles.where(_fts_match("conversations_fts", query.terms)).order_by(title_fts.c.rowid.desc())
+        found = found.select_from(
+            message_fts.join(messages, sa.literal_column("messages.rowid") == message_fts.c.rowid).join(
+                conversations, ON_CONVERSATION
+            )
         )
-        for row in message_rows[:MAX_CANDIDATES]
+        found = found.where(_fts_match("messages_fts", query.terms)).order_by(message_fts.c.rowid.desc())
+    title_rows = conn.execute(titles.limit(MAX_CANDIDATES + 1)).all()
+    message_rows = conn.execute(found.limit(MAX_CANDIDATES + 1)).all()
+    candidates = [Candidate(r.title, r.id, r.workspace, r.title) for r in title_rows[:MAX_CANDIDATES]]
+    candidates += [
+        Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, Role(r.role))
+        for r in message_rows[:MAX_CANDIDATES]
     ]
     partial = len(title_rows) > MAX_CANDIDATES or len(message_rows) > MAX_CANDIDATES
-    return search_page(query, [h for h in hits if h is not None], partial=partial)
+    return search_page(query, candidates, partial=partial)
 
 
 def _scope(query: SearchQuery, now: int) -> list[sa.ColumnElement[bool]]:
@@ -91,11 +91,12 @@ def _scope(query: SearchQuery, now: int) -> list[sa.ColumnElement[bool]]:
     return where
 
 
-def _matches(conn: sa.Connection, terms: Sequence[str], table: str, column: str) -> sa.TextClause:
-    """The index condition: texts that hold every term as a word. Terms are letters and digits
-    only; each is quoted for FTS5 all the same, so no term is ever read as query syntax."""
-    if conn.dialect.name == "postgresql":
-        text = POSTGRES_MATCH.format(column=f"{table}.{column}")
-        return sa.text(text).bindparams(terms=" ".join(terms))
+def _fts(name: str) -> sa.TableClause:
+    return sa.table(name, sa.column("rowid", sa.Integer))
+
+
+def _fts_match(table: str, terms: Sequence[str]) -> sa.TextClause:
+    """Texts that hold every term as a word. Terms are letters and digits only; each is quoted as
+    an FTS5 string all the same, so no term is ever read as query syntax."""
     phrases = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
-    return sa.text(SQLITE_MATCH.format(table=table)).bindparams(terms=phrases)
+    return sa.text(f"{table} MATCH :terms").bindparams(terms=phrases)
