@@ -34,7 +34,7 @@ INDEXED_CHARS = 65_536
 
 
 def words(text: str) -> list[str]:
-    return [w.lower() for w in WORD.findall(text)]
+    return WORD.findall(text.lower())
 
 
 def search_terms(text: str) -> tuple[str, ...]:

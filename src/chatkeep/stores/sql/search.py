@@ -19,6 +19,7 @@ from chatkeep.stores.sql.ops import live
 from chatkeep.stores.sql.schema import conversations, messages
 
 MAX_CANDIDATES = 1_000
+ROLES = {role.value: role for role in Role}  # a dict is much faster than Role(value)
 # The indexed expression of migration 0005: the same text, so PostgreSQL uses the GIN index.
 POSTGRES_VECTOR = (
     r"to_tsvector('simple'::regconfig, regexp_replace(left({column}, 65536), '(\W|_)+', ' ', 'g'))"
@@ -72,7 +73,7 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
     message_rows = conn.execute(found.limit(MAX_CANDIDATES + 1)).all()
     candidates = [Candidate(r.title, r.id, r.workspace, r.title) for r in title_rows[:MAX_CANDIDATES]]
     candidates += [
-        Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, Role(r.role))
+        Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, ROLES[r.role])
         for r in message_rows[:MAX_CANDIDATES]
     ]
     partial = len(title_rows) > MAX_CANDIDATES or len(message_rows) > MAX_CANDIDATES
