@@ -1,5 +1,5 @@
 """Full-text search over one SQLAlchemy connection: SQLite through the FTS5 tables, PostgreSQL
-through the GIN indexes on `to_tsvector` (both made by migration 0005).
+through GIN-indexed `tsvector` columns (both made by migration 0005).
 
 The index finds the candidate texts (every one holding all the terms as words, and possibly a few
 more); `chatkeep.domain.search` then decides each hit, its score and its snippet from the stored
@@ -20,21 +20,25 @@ from chatkeep.stores.sql.schema import conversations, messages
 
 MAX_CANDIDATES = 1_000
 ROLES = {role.value: role for role in Role}  # a dict is much faster than Role(value)
-# The indexed expression of migration 0005: the same text, so PostgreSQL uses the GIN index.
-POSTGRES_VECTOR = (
-    r"to_tsvector('simple'::regconfig, regexp_replace(left({column}, 65536), '(\W|_)+', ' ', 'g'))"
-)
-POSTGRES_MATCH = POSTGRES_VECTOR + " @@ plainto_tsquery('simple'::regconfig, :terms)"
+# The generated, GIN-indexed `search_vector` column of migration 0005.
+POSTGRES_MATCH = "{table}.search_vector @@ plainto_tsquery('simple'::regconfig, :terms)"
 
 # What migration 0005 adds beyond the tables of `schema.py` (SQLAlchemy cannot declare them): the
-# FTS5 tables with their shadow tables on SQLite, the GIN indexes on PostgreSQL.
+# FTS5 tables with their shadow tables on SQLite, the vector columns and their GIN indexes on PostgreSQL.
 SEARCH_OBJECTS = {
     "sqlite": frozenset(
         f"{fts}{suffix}"
         for fts in ("messages_fts", "conversations_fts")
         for suffix in ("", "_data", "_idx", "_docsize", "_config")
     ),
-    "postgresql": frozenset({"ix_messages_search", "ix_conversations_search"}),
+    "postgresql": frozenset(
+        {
+            "ix_messages_search",
+            "ix_conversations_search",
+            "messages.search_vector",
+            "conversations.search_vector",
+        }
+    ),
 }
 
 c, m = conversations.c, messages.c
@@ -49,12 +53,10 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
     )
     if conn.dialect.name == "postgresql":
         terms = " ".join(query.terms)
-        titles = titles.where(
-            sa.text(POSTGRES_MATCH.format(column="conversations.title")).bindparams(terms=terms)
-        )
+        titles = titles.where(sa.text(POSTGRES_MATCH.format(table="conversations")).bindparams(terms=terms))
         titles = titles.order_by(c.last_activity_at.desc(), c.id)
         found = found.select_from(messages.join(conversations, ON_CONVERSATION))
-        found = found.where(sa.text(POSTGRES_MATCH.format(column="messages.content")).bindparams(terms=terms))
+        found = found.where(sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms=terms))
         found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
     else:
         # The FTS table drives the join and yields rowids newest first, so the limit stops it early.
