@@ -24,7 +24,8 @@ ROLES = {role.value: role for role in Role}  # a dict is much faster than Role(v
 POSTGRES_MATCH = "{table}.search_vector @@ plainto_tsquery('simple'::regconfig, :terms)"
 
 # What migration 0005 adds beyond the tables of `schema.py` (SQLAlchemy cannot declare them): the
-# FTS5 tables with their shadow tables on SQLite, the vector columns and their GIN indexes on PostgreSQL.
+# FTS5 tables with their shadow tables on SQLite; on PostgreSQL the vector columns, their GIN indexes
+# and the index that walks a tenant's messages newest first.
 SEARCH_OBJECTS = {
     "sqlite": frozenset(
         f"{fts}{suffix}"
@@ -37,6 +38,7 @@ SEARCH_OBJECTS = {
             "ix_conversations_search",
             "messages.search_vector",
             "conversations.search_vector",
+            "ix_messages_recent",
         }
     ),
 }
@@ -52,11 +54,13 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
         *scope, m.status != MessageStatus.TRIMMED.value
     )
     if conn.dialect.name == "postgresql":
-        terms = " ".join(query.terms)
-        titles = titles.where(sa.text(POSTGRES_MATCH.format(table="conversations")).bindparams(terms=terms))
+        # Inline, not a bound parameter: a prepared statement gets a generic plan after five runs,
+        # which guesses how common every word is; the planner must see the words themselves.
+        terms = sa.bindparam("terms", " ".join(query.terms), type_=sa.String, literal_execute=True)
+        titles = titles.where(sa.text(POSTGRES_MATCH.format(table="conversations")).bindparams(terms))
         titles = titles.order_by(c.last_activity_at.desc(), c.id)
         found = found.select_from(messages.join(conversations, ON_CONVERSATION))
-        found = found.where(sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms=terms))
+        found = found.where(sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms))
         found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
     else:
         # The FTS table drives the join and yields rowids newest first, so the limit stops it early.

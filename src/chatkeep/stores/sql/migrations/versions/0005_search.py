@@ -10,7 +10,9 @@ VALUES ('rebuild')`.
 PostgreSQL: a stored generated column `search_vector` on each table, the `simple` text search
 vector of the letter-and-digit runs of the first 65,536 characters of the text, with a GIN index.
 Stored, so that a query whose words are frequent (where the planner reads the table rather than
-the index) reads vectors instead of computing them. Adding the columns rewrites both tables.
+the index) reads vectors instead of computing them. Adding the columns rewrites both tables. An
+index on (tenant, created_at DESC, conversation, seq) lets such a query walk the newest messages
+and stop at the candidate cap instead of sorting every match.
 
 Revision ID: 0005
 Revises: 0004
@@ -46,6 +48,9 @@ def upgrade() -> None:
                 f"ALTER TABLE {table} ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ({vector}) STORED"
             )
             bind.exec_driver_sql(f"CREATE INDEX {index} ON {table} USING gin (search_vector)")
+        bind.exec_driver_sql(
+            "CREATE INDEX ix_messages_recent ON messages (tenant_id, created_at DESC, conversation_id, seq)"
+        )
         return
     for fts, table, column in SQLITE_INDEXES:
         bind.exec_driver_sql(
@@ -65,6 +70,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
+        bind.exec_driver_sql("DROP INDEX ix_messages_recent")
         for index, table, _column in POSTGRES_INDEXES:
             bind.exec_driver_sql(f"DROP INDEX {index}")
             bind.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN search_vector")
