@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatkeep.stores import Store, TenantStore, open_ephemeral, open_store
+from chatkeep.stores.fallback import FallbackStore
 from tests import services
 from tests.redis_servers import LocalCluster
 
@@ -31,22 +33,29 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-async def open_backend(name: str, tmp_dir: str) -> AsyncIterator[Store]:
-    """A connected, migrated store of the named backend, isolated from every other test run."""
+async def open_backend(name: str, tmp_dir: str, **options: Any) -> AsyncIterator[Store]:
+    """A connected, migrated store of the named backend, isolated from every other test run.
+
+    `options` go to the store's constructor (e.g. `clock=`); for redis_fallback, to the Redis
+    store inside the fallback, which keeps no clock of its own while Redis answers."""
     if name == "memory":
-        store = open_store("memory://")
+        store = open_store("memory://", **options)
     elif name == "sqlite":
-        store = open_store(f"sqlite:///{tmp_dir}/contract.db")
+        store = open_store(f"sqlite:///{tmp_dir}/contract.db", **options)
     elif name == "postgres":
         schema = f"ck_test_{uuid.uuid4().hex[:10]}"
-        store = open_store(f"{services.require_postgres()}?schema={schema}")
+        store = open_store(f"{services.require_postgres()}?schema={schema}", **options)
     elif name in ("redis", "redis_fallback"):
         prefix = f"ck-test-{uuid.uuid4().hex[:10]}"
         url = f"{services.require_redis()}?prefix={prefix}"
-        # redis_fallback: the Redis store as deployments use it, behind the outage fallback
-        store = open_store(url) if name == "redis" else open_ephemeral(url)
+        if name == "redis":
+            store = open_store(url, **options)
+        elif options:  # open_ephemeral passes no options; this is what it builds, with them
+            store = FallbackStore(open_store(url, **options))
+        else:  # the Redis store as deployments use it, behind the outage fallback
+            store = open_ephemeral(url)
     elif name == "redis_cluster":
-        store = open_store(f"{redis_cluster(tmp_dir)}?prefix=ck-test")
+        store = open_store(f"{redis_cluster(tmp_dir)}?prefix=ck-test", **options)
     else:
         raise ValueError(name)
     await store.connect()

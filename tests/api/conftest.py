@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from chatkeep.api.app import create_app
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.models import Tenant
 from chatkeep.service import Services
@@ -71,7 +72,7 @@ async def running_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[Api]:
         "auth_failure_rate_per_second": 0,
     }
     settings = Settings(**{**values, **overrides})
-    services = Services.from_settings(settings)
+    services = build_services(settings)
     app = create_app(settings, services=services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

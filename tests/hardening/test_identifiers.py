@@ -13,7 +13,8 @@ from chatkeep.api.ws.frames import BadFrame, parse
 from chatkeep.errors import InvalidInput
 from chatkeep.models import Role
 from chatkeep.service.auth import Principal, issue_token
-from chatkeep.service.conversations import MessageInput, NewConversation
+from chatkeep.service.conversations import NewConversation
+from chatkeep.service.messages import MessageInput
 from tests.api.conftest import auth, running_api
 from tests.conftest import unique
 

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chatkeep.api.app import create_app
 from chatkeep.api.server import uvicorn_config
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.models import Tenant
 from chatkeep.service import Services
@@ -139,7 +140,7 @@ async def live_server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Live]:
         "port": port,
     }
     settings = Settings(**{**values, **overrides})
-    services = Services.from_settings(settings)
+    services = build_services(settings)
     app = create_app(settings, services=services)
     config = uvicorn_config(app, settings, log_level="warning")
     server = QuietServer(config)

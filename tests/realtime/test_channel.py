@@ -18,7 +18,8 @@ from chatkeep.codec import Frame
 from chatkeep.events.local import LocalEventBus
 from chatkeep.models import Event, EventType, Message, MessageStatus, NewMessage, Role, Tenant
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService, NewConversation
+from chatkeep.service.chat import ChatService
+from chatkeep.service.conversations import NewConversation
 from chatkeep.service.events import conversation_event, created_event, delta_event
 from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits

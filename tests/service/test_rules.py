@@ -10,7 +10,7 @@ from chatkeep.errors import Expired, InvalidInput, NotFound, RateLimited, TooLar
 from chatkeep.events.local import LocalEventBus
 from chatkeep.models import Conversation, ConversationCursor, Mode, NewMessage, Role, Tenant
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService
+from chatkeep.service.chat import ChatService
 from chatkeep.service.cursors import decode_cursor, encode_cursor
 from chatkeep.service.lifecycle import Lifetimes
 from chatkeep.service.limits import Limits, RateLimiter

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.errors import ConfigError
-from chatkeep.service import Services
 from chatkeep.service.tenants import tenant_store_of
 from chatkeep.stores import open_ephemeral, open_store
 
@@ -23,7 +23,7 @@ REFUSED = (
 )
 def test_a_redis_durable_url_is_refused_when_the_service_is_built(url: str) -> None:
     with pytest.raises(ConfigError) as err:
-        Services.from_settings(Settings(durable_url=url, dev_mode=False))
+        build_services(Settings(durable_url=url, dev_mode=False))
     assert err.value.detail == REFUSED.format(url=url.replace(":hunter2@", ":***@"))
     assert "hunter2" not in err.value.detail
 
@@ -31,7 +31,7 @@ def test_a_redis_durable_url_is_refused_when_the_service_is_built(url: str) -> N
 def test_an_injected_durable_store_that_keeps_no_tenants_is_refused_too() -> None:
     behind_fallback = open_ephemeral("redis://127.0.0.1:6379/0?prefix=never-used")
     with pytest.raises(ConfigError) as err:
-        Services.from_settings(Settings(dev_mode=False), durable=behind_fallback)
+        build_services(Settings(dev_mode=False), durable=behind_fallback)
     assert err.value.detail == REFUSED.format(url="redis://127.0.0.1:6379/0?prefix=never-used")
 
 

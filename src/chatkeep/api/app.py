@@ -18,6 +18,7 @@ from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
 from chatkeep.api.openapi import document
 from chatkeep.api.routes import conversations, dev, health, messages, pages, search, sessions
 from chatkeep.api.routes import settings as settings_routes
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.service import Services
 
@@ -44,7 +45,7 @@ class App(FastAPI):
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """The chatkeep app. Stores connect (and migrate) when the app starts, in its lifespan."""
     settings = settings or Settings()
-    services = services or Services.from_settings(settings)
+    services = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            app.openapi_schema = document(schema)
+            app.openapi_schema = document(schema, max_page_size=services.settings.max_page_size)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chatkeep.service.health import StoreHealth
+
 
 @dataclass
 class Metrics:
@@ -87,3 +89,22 @@ class Metrics:
             ["store"],
             registry=r,
         )
+
+    def record_store(self, name: str, health: StoreHealth) -> None:
+        """What a check of one store found; a replay count is added as it grew since the last check."""
+        self.store_up.labels(name).set(1 if health.state == "up" else 0)
+        self.store_degraded.labels(name).set(1 if health.state == "degraded" else 0)
+        self.fallback_pending.labels(name).set(health.pending)
+        outage = health.outage
+        if outage is None:
+            return
+        self.outage_bytes.labels(name).set(outage.bytes_held)
+        self.outage_conversations.labels(name).set(outage.pending_conversations)
+        for what, counter, total in (
+            ("replayed", self.outage_replayed, outage.replayed),
+            ("failures", self.outage_failures, outage.failures),
+            ("seq_changes", self.outage_seq_changes, outage.seq_changes),
+        ):
+            key = (what, name)
+            counter.labels(name).inc(max(0, total - self.counted.get(key, 0)))
+            self.counted[key] = total

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatkeep.api.paging import PAGE_SIZE_MARK
 from chatkeep.api.problems import PROBLEM_MEDIA_TYPE
 from chatkeep.api.schemas import TEXT_PATTERN
 from chatkeep.service.ids import RANDOM_ID_PATTERN
 
 
-def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """Every adjustment, in order."""
+def document(schema: dict[str, Any], *, max_page_size: int) -> dict[str, Any]:
+    """Every adjustment, in order; `max_page_size` is the configured CHATKEEP_MAX_PAGE_SIZE."""
     for adjust in (_problem_media_type, _document_required_if_match, _document_random_ids, _document_json):
         schema = adjust(schema)
-    return schema
+    return _document_page_sizes(schema, max_page_size)
 
 
 def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,6 +41,15 @@ def _document_required_if_match(schema: dict[str, Any]) -> dict[str, Any]:
                 variants = parameter["schema"].pop("anyOf", None)
                 if variants:  # drop the null variant of `str | None`
                     parameter["schema"].update(next(v for v in variants if v.get("type") != "null"))
+    return schema
+
+
+def _document_page_sizes(schema: dict[str, Any], maximum: int) -> dict[str, Any]:
+    """A page size is bounded by the server's setting, not by the code (see api/paging.py)."""
+    for operation in _operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter.get("schema", {}).pop(PAGE_SIZE_MARK, False):
+                parameter["schema"]["maximum"] = maximum
     return schema
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from chatkeep import __version__
+from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
 from chatkeep.errors import ChatkeepError
 from chatkeep.service import Services
@@ -41,7 +42,7 @@ def with_services(fn: Callable[..., Awaitable[T]]) -> Callable[..., T]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         async def body() -> T:
-            services = Services.from_settings(Settings(dev_mode=False))
+            services = build_services(Settings(dev_mode=False))
             await services.start()
             try:
                 return await fn(services, *args, **kwargs)
@@ -89,9 +90,9 @@ def migrate() -> None:
     """Bring every store's schema up to date (the server also does this when it starts)."""
 
     async def body() -> None:
-        services = Services.from_settings(Settings(dev_mode=False))
-        for name, store in services.router.named_stores().items():
-            click.echo(f"migrating {name} store {store.url.redacted} ...", err=True)
+        services = build_services(Settings(dev_mode=False))
+        for name, url in services.store_urls().items():
+            click.echo(f"migrating {name} store {url} ...", err=True)
         await services.migrate()
         click.echo("schema up to date", err=True)
 
@@ -181,6 +182,9 @@ async def token(services: Services, tenant_id: str, user: str, workspace: tuple[
         check_id(w, "workspace")
     click.echo(issue_token(tenant, user, list(workspace) or ["*"], ttl_seconds=ttl))
 
+
+# The commands that live in modules of their own register themselves on `main`.
+from chatkeep.cli import admin  # noqa: E402, F401
 
 if __name__ == "__main__":
     main()

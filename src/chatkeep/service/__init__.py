@@ -1,6 +1,7 @@
 """The service layer: every rule of chatkeep, over the Store and EventBus contracts.
 
-`Services` wires the parts together from Settings; the API and the CLI both start from it.
+`Services` holds the parts (built from Settings by `chatkeep.bootstrap`); the API and the CLI both
+call it.
 """
 
 from __future__ import annotations
@@ -9,21 +10,29 @@ from dataclasses import dataclass
 
 from chatkeep.config import Settings
 from chatkeep.errors import Unauthenticated
-from chatkeep.events import EventBus, open_bus
+from chatkeep.events.base import EventBus
+from chatkeep.models import Mode
 from chatkeep.service.assistant import EchoAssistant
 from chatkeep.service.auth import Authenticator, Principal
-from chatkeep.service.conversations import ChatService, ListFilters, MessageInput, NewConversation
-from chatkeep.service.lifecycle import Lifetimes, Sweeper
-from chatkeep.service.limits import Limits, RateLimiter
-from chatkeep.service.realtime import Hub, SocketQuotas
+from chatkeep.service.chat import ChatService
+from chatkeep.service.conversations import ListFilters, NewConversation
+from chatkeep.service.health import StoreHealth, check_store
+from chatkeep.service.lifecycle import Sweeper
+from chatkeep.service.limits import RateLimiter
+from chatkeep.service.messages import MessageInput
+from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
+from chatkeep.service.stats import ModeCount, tenant_counts
 from chatkeep.service.streams import StreamService
-from chatkeep.service.tenants import TenantService, tenant_store_of
-from chatkeep.stores import ByteBudget, Store, open_ephemeral, open_store
+from chatkeep.service.tenants import TenantService
+from chatkeep.stores.base import Extension
+from chatkeep.stores.budget import ByteBudget
 
 
 @dataclass
 class Services:
+    """Every part of the service, as the edges use it (built by `chatkeep.bootstrap.build_services`)."""
+
     settings: Settings
     router: StoreRouter
     events: EventBus
@@ -38,71 +47,6 @@ class Services:
     auth_failures: RateLimiter
     memory: ByteBudget
     assistant: EchoAssistant | None = None
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        durable: Store | None = None,
-        ephemeral: Store | None = None,
-        events: EventBus | None = None,
-    ) -> Services:
-        """Construct everything (no I/O). Ready-made stores or buses may be injected."""
-        # One budget bounds every store that holds data in this process's memory.
-        memory = ByteBudget(settings.memory_max_bytes, settings.memory_max_tenant_bytes)
-        durable = durable or open_store(settings.durable_url)
-        tenant_store = tenant_store_of(durable)  # a ConfigError for a backend that keeps no tenants
-        ephemeral = ephemeral or open_ephemeral(
-            settings.ephemeral_url,
-            refuse_on_outage=settings.ephemeral_outage == "refuse",
-            journal_max_bytes=settings.outage_journal_max_bytes,
-            journal_tenant_share=settings.outage_journal_tenant_share,
-            shared=settings.events_url is not None,  # a shared event bus: several instances
-            budget=memory,
-        )
-        router = StoreRouter(durable, ephemeral, open_store("memory://", budget=memory))
-        bus = events or open_bus(settings.events_url)
-        auth = Authenticator(
-            tenant_store,
-            max_token_lifetime_seconds=settings.max_token_lifetime_seconds,
-            dev_mode=settings.dev_enabled,
-        )
-        lifetimes = Lifetimes.from_settings(settings)
-        chat = ChatService(router, bus, Limits.from_settings(settings), lifetimes)
-        ephemeral.watch_reseq(chat.republish)
-        tenants = TenantService(tenant_store, auth)
-        streams = StreamService(chat)
-        assistant = (
-            EchoAssistant(bus, tenants, chat, streams, duration=settings.demo_assistant_seconds)
-            if settings.echo_assistant
-            else None
-        )
-        return cls(
-            settings=settings,
-            router=router,
-            events=bus,
-            auth=auth,
-            tenants=tenants,
-            chat=chat,
-            streams=streams,
-            assistant=assistant,
-            hub=Hub(
-                bus,
-                chat,
-                page_size=settings.max_page_size,
-                quotas=SocketQuotas(
-                    per_user=settings.ws_max_sockets_per_user,
-                    per_key=settings.ws_max_sockets_per_key,
-                    subscriptions=settings.ws_max_subscriptions,
-                ),
-            ),
-            sweeper=Sweeper(router, bus, lifetimes, settings.sweep_interval_seconds),
-            user_rate=RateLimiter(settings.user_rate_per_second, settings.user_rate_burst),
-            key_rate=RateLimiter(settings.key_rate_per_second, settings.key_rate_burst),
-            auth_failures=RateLimiter(settings.auth_failure_rate_per_second, settings.auth_failure_burst),
-            memory=memory,
-        )
 
     async def start(self, *, migrate: bool = True) -> None:
         """Connect every store (migrating schemas) and the event bus, create the demo tenant in dev
@@ -135,6 +79,18 @@ class Services:
             finally:
                 await store.close()
 
+    async def store_health(self) -> dict[str, StoreHealth]:
+        """Each store (durable, ephemeral, transient), checked now."""
+        return {name: await check_store(store) for name, store in self.router.named_stores().items()}
+
+    async def tenant_counts(self, tenant: str) -> dict[Mode, ModeCount]:
+        """Live conversations and retained messages of a tenant per mode (see service/stats.py)."""
+        return await tenant_counts(self.router, tenant)
+
+    def store_urls(self) -> dict[str, str]:
+        """Each store's URL, its password hidden."""
+        return {name: store.url.redacted for name, store in self.router.named_stores().items()}
+
     async def authenticate(self, credential: str | None, address: str | None) -> Principal:
         """The caller behind `credential`. Failed attempts (a credential that does not verify) are
         charged to the client address, and an address past its allowance is refused with
@@ -159,6 +115,7 @@ class Services:
 
 __all__ = [
     "ChatService",
+    "Extension",
     "ListFilters",
     "MessageInput",
     "NewConversation",

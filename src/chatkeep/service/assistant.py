@@ -16,10 +16,10 @@ import uuid
 
 from chatkeep import tasks
 from chatkeep.errors import ChatkeepError
-from chatkeep.events import EventBus
+from chatkeep.events.base import EventBus
 from chatkeep.models import EventType, MessageStatus, Role
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService, MessageInput
+from chatkeep.service.messages import MessageInput, MessageService
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import DEMO_TENANT, TenantService
 
@@ -54,7 +54,7 @@ class EchoAssistant:
         self,
         events: EventBus,
         tenants: TenantService,
-        chat: ChatService,
+        chat: MessageService,
         streams: StreamService,
         *,
         duration: float = 2.0,

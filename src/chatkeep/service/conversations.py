@@ -1,51 +1,35 @@
-"""ChatService: the rules for conversations and messages, over the Store and EventBus contracts."""
+"""ConversationService: creating, listing, reading, changing and deleting conversations."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from chatkeep.domain import local_only
-from chatkeep.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired, TooLarge
-from chatkeep.events.base import EventBus
+from chatkeep.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionRequired
 from chatkeep.models import (
     TTL,
-    AppendOutcome,
     Conversation,
     ConversationPage,
     ConversationPatch,
     ConversationQuery,
     EventType,
-    JSONObject,
-    JSONValue,
-    Message,
     MessagePage,
-    MessageStatus,
     Mode,
-    NewMessage,
-    Role,
-    Usage,
 )
+from chatkeep.service.access import DEFAULT_PAGE, ConversationAccess
 from chatkeep.service.auth import Principal
 from chatkeep.service.cursors import decode_cursor
-from chatkeep.service.events import conversation_event, created_event
+from chatkeep.service.events import conversation_event
 from chatkeep.service.ids import check_random_id
-from chatkeep.service.lifecycle import Lifetimes
-from chatkeep.service.limits import Limits
-from chatkeep.service.routing import StoreRouter
 from chatkeep.service.validation import (
     MAX_TAG_CHARS,
     MAX_TITLE_CHARS,
     check_id,
-    check_message,
     check_tags,
     check_text,
 )
 from chatkeep.stores.base import Store
-
-DEFAULT_PAGE = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +46,6 @@ class NewConversation:
 
 
 @dataclass(frozen=True, slots=True)
-class MessageInput:
-    role: Role
-    content: str = ""
-    id: str | None = None
-    parts: list[JSONValue] | None = None
-    metadata: JSONObject | None = None
-    usage: Usage = field(default_factory=Usage)
-    # `streaming` opens a reply that text deltas then grow (see StreamService).
-    status: MessageStatus = MessageStatus.COMPLETE
-
-
-@dataclass(frozen=True, slots=True)
 class ListFilters:
     workspace: str | None = None
     user: str | None = None
@@ -84,21 +56,9 @@ class ListFilters:
     text: str | None = None
 
 
-class ChatService:
-    """Conversations and messages as a caller (Principal) may see and change them.
-
-    Callers only ever reach conversations of their tenant, and with a user token only their own in
-    the workspaces their token allows; everything else answers `NotFound`, exactly as an id that
-    does not exist. Each conversation lives in the store of its persistence mode (see routing).
-    """
-
-    def __init__(self, stores: StoreRouter, events: EventBus, limits: Limits, lifetimes: Lifetimes) -> None:
-        self.stores = stores
-        self.events = events
-        self.limits = limits
-        self.lifetimes = lifetimes
-
-    # -- conversations ----------------------------------------------------------------------------
+class ConversationService(ConversationAccess):
+    """Conversations as a caller may create and change them; each change is published as a
+    `conversation.*` event."""
 
     async def create_conversation(self, p: Principal, spec: NewConversation) -> tuple[Conversation, bool]:
         """Create a conversation in the store of its mode (the tenant's default mode when none is
@@ -180,13 +140,6 @@ class ChatService:
             return await self.get_conversation(p, conversation_id)
         except NotFound:
             return None
-
-    async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation:
-        """The conversation, if the caller may see it; `NotFound` (or `Expired`, to its owner) otherwise."""
-        check_id(conversation_id, "conversation id")
-        return await self.stores.run(
-            p.tenant.id, conversation_id, lambda s: s.get_conversation(p.tenant.id, conversation_id, p.scope)
-        )
 
     async def load(
         self, p: Principal, conversation_id: str, messages: int = DEFAULT_PAGE
@@ -297,89 +250,6 @@ class ChatService:
             lambda s: s.touch_conversation(p.tenant.id, conversation_id, p.scope),
         )
 
-    # -- messages ---------------------------------------------------------------------------------
-
-    async def append_messages(
-        self, p: Principal, conversation_id: str, inputs: Sequence[MessageInput]
-    ) -> AppendOutcome:
-        """Append one or more messages, all or nothing. Each message id is stored once: a retried
-        id answers the stored message unchanged (`created` False)."""
-        check_id(conversation_id, "conversation id")
-        if not inputs:
-            raise InvalidInput("no messages to append", code="empty_batch")
-        if len(inputs) > self.limits.max_batch_messages:
-            raise TooLarge(
-                f"{len(inputs)} messages in one batch; the limit is {self.limits.max_batch_messages}",
-                code="batch_too_large",
-                limit=self.limits.max_batch_messages,
-            )
-        messages = [
-            check_message(
-                NewMessage(
-                    id=i.id if i.id is not None else str(uuid.uuid4()),
-                    role=i.role,
-                    content=i.content,
-                    parts=i.parts,
-                    metadata=i.metadata,
-                    usage=i.usage,
-                    status=_opening_status(i.status),
-                ),
-                self.limits.max_message_bytes,
-            )
-            for i in inputs
-        ]
-        outcome = await self.stores.run(
-            p.tenant.id,
-            conversation_id,
-            lambda s: s.append_messages(
-                p.tenant.id,
-                conversation_id,
-                messages,
-                max_messages=self.limits.max_messages_per_conversation,
-                policy=self.limits.message_limit_policy,
-                scope=p.scope,
-            ),
-        )
-        for result in outcome.results:
-            if result.created:
-                await self.events.publish(created_event(outcome.conversation, result.message))
-        return outcome
-
-    async def read_messages(
-        self,
-        p: Principal,
-        conversation_id: str,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = DEFAULT_PAGE,
-    ) -> MessagePage:
-        for name, seq in (("before", before), ("after", after)):
-            if seq is not None and seq < 0:
-                raise InvalidInput(f"'{name}' must be a seq >= 0", code="invalid_query")
-        size = self._page_size(limit)
-        conversation = await self.get_conversation(p, conversation_id)
-        if conversation.mode is Mode.LOCAL:  # its messages live in the browser: none to page
-            raise local_only(conversation.id)
-        store = self.stores.for_mode(conversation.mode)
-        return await store.read_messages(conversation, before=before, after=after, limit=size)
-
-    async def republish(self, conversation: Conversation, messages: list[Message]) -> None:
-        """Messages acknowledged with a provisional seq, now stored at another: `message.created`
-        again, with the final seq."""
-        for message in messages:
-            await self.events.publish(created_event(conversation, message))
-
-    # -- helpers ----------------------------------------------------------------------------------
-
-    def _page_size(self, limit: int, *, allow_zero: bool = False) -> int:
-        low = 0 if allow_zero else 1
-        if not low <= limit <= self.limits.max_page_size:
-            raise InvalidInput(
-                f"page size must be between {low} and {self.limits.max_page_size}", code="invalid_query"
-            )
-        return limit
-
     async def _publish(self, kind: EventType, conversation: Conversation) -> None:
         await self.events.publish(conversation_event(kind, conversation))
 
@@ -392,9 +262,3 @@ def _same_create(existing: Conversation, wanted: Conversation, mode: Mode | None
         and existing.user == wanted.user
         and (mode is None or mode is existing.mode)
     )
-
-
-def _opening_status(status: MessageStatus) -> MessageStatus:
-    if status not in (MessageStatus.COMPLETE, MessageStatus.STREAMING):
-        raise InvalidInput("a new message is 'complete' or 'streaming'", code="invalid_status")
-    return status

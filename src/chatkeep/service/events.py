@@ -1,9 +1,11 @@
 """Every event the service publishes is built here, so that each carries the same fields however it
-came about (a write, a sweep, or a follower's gap filled from the store)."""
+came about (a write, a sweep, or a follower's gap filled from the store); and encoded here as the
+frame that followers receive."""
 
 from __future__ import annotations
 
 from chatkeep import codec
+from chatkeep.codec import Frame
 from chatkeep.models import Conversation, Event, EventType, ExpiredConversation, Message
 from chatkeep.stores.base import Extension
 
@@ -41,13 +43,13 @@ def delta_event(extension: Extension) -> Event:
     )
 
 
-def updated_event(tenant: str, workspace: str, user: str, message: Message) -> Event:
+def updated_event(conversation: Conversation, message: Message) -> Event:
     """`message.updated`: a message changed other than by a delta (a stream finished or interrupted)."""
     return Event(
         type=EventType.MESSAGE_UPDATED,
-        tenant=tenant,
-        workspace=workspace,
-        user=user,
+        tenant=conversation.tenant,
+        workspace=conversation.workspace,
+        user=conversation.user,
         conversation_id=message.conversation_id,
         seq=message.seq,
         data={"message": codec.message_json(message)},
@@ -85,3 +87,8 @@ def expired_event(gone: ExpiredConversation) -> Event:
             }
         },
     )
+
+
+def event_frame(event: Event) -> Frame:
+    """The frame of an event as followers receive it: encoded once, the same bytes for each."""
+    return Frame.of(codec.event_json(event))

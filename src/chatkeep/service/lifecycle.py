@@ -120,5 +120,4 @@ class Sweeper:
                 log.warning("cannot check streams in %r: %s", store, exc.detail)
                 continue
             for conversation, message in stale:
-                event = updated_event(conversation.tenant, conversation.workspace, conversation.user, message)
-                await self._events.publish(event)
+                await self._events.publish(updated_event(conversation, message))

@@ -8,7 +8,7 @@ from enum import StrEnum
 from chatkeep.errors import Forbidden, InvalidInput, NotFound
 from chatkeep.models import Conversation, ConversationCursor, Mode, now_ms
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService, ListFilters
+from chatkeep.service.conversations import ConversationService, ListFilters
 from chatkeep.service.cursors import encode_cursor
 from chatkeep.service.validation import check_id
 
@@ -34,7 +34,7 @@ class Cleanup:
     modes: frozenset[Mode] = field(default_factory=lambda: SESSION_MODES)
 
 
-async def cleanup(chat: ChatService, p: Principal, request: Cleanup) -> list[Conversation]:
+async def cleanup(chat: ConversationService, p: Principal, request: Cleanup) -> list[Conversation]:
     """Delete the caller's conversations that the strategy selects (with a tenant key: those of
     `user`, or of every user); returns what was deleted. `specific` deletes the named ids whatever
     their mode; `all` and `inactive` (last activity older than `idle_seconds`) take conversations of
@@ -57,7 +57,7 @@ async def cleanup(chat: ChatService, p: Principal, request: Cleanup) -> list[Con
     return deleted
 
 
-async def _select(chat: ChatService, p: Principal, request: Cleanup) -> list[Conversation]:
+async def _select(chat: ConversationService, p: Principal, request: Cleanup) -> list[Conversation]:
     if request.idle_seconds < 0:
         raise InvalidInput("'idle_seconds' must be >= 0", code="invalid_cleanup")
     idle_before = now_ms() - request.idle_seconds * 1000

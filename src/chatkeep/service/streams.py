@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from chatkeep.errors import ChatkeepError, InvalidInput
 from chatkeep.models import Message, MessageStatus, Usage
+from chatkeep.service.access import ConversationAccess
 from chatkeep.service.auth import Principal
-from chatkeep.service.conversations import ChatService
 from chatkeep.service.events import delta_event, updated_event
 from chatkeep.service.validation import check_id, check_text
 from chatkeep.stores.base import Extension, Store
@@ -33,7 +33,7 @@ class _Delta:
 
 
 class StreamService:
-    def __init__(self, chat: ChatService) -> None:
+    def __init__(self, chat: ConversationAccess) -> None:
         self.chat = chat
         # Deltas waiting for the write in flight, per (caller, tenant, conversation, message); a key
         # is present while a writer drains it, and its event is set when it is done.
@@ -138,9 +138,7 @@ class StreamService:
             ),
         )
         conversation = await self.chat.get_conversation(p, conversation_id)
-        await self.chat.events.publish(
-            updated_event(conversation.tenant, conversation.workspace, conversation.user, message)
-        )
+        await self.chat.events.publish(updated_event(conversation, message))
         return message
 
 

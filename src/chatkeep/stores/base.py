@@ -255,7 +255,7 @@ class Store(ABC):
         neither, the latest `limit`. `has_more` is True when retained messages exist beyond the page
         in the direction of travel and within the bounds (older for `before` alone and the latest
         page, newer when `after` is given). `conversation` is as returned by this store; a deleted
-        one yields an empty page.
+        one, or one whose `expires_at` has passed, yields an empty page.
         """
 
     # -- search -----------------------------------------------------------------------------------

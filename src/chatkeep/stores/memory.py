@@ -368,7 +368,7 @@ class MemoryStore(Store, TenantStore):
         limit: int = 50,
     ) -> MessagePage:
         entry = self._entries.get((conversation.tenant, conversation.id))
-        if entry is None or entry.swept:
+        if entry is None or entry.swept or is_expired(conversation, self._clock()):
             return MessagePage([], has_more=False)
         seqs, has_more = page_bounds(entry.conversation, before, after, limit)
         return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from chatkeep import codec
 from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.problems import etag
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import (
@@ -83,7 +84,7 @@ async def list_conversations(
         str | None,
         Query(max_length=200, description="Case-insensitive title text.", json_schema_extra=TEXT_SCHEMA),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    limit: Annotated[int, page_size()] = 20,
     cursor: Annotated[
         str | None,
         Query(
@@ -99,7 +100,7 @@ async def list_conversations(
         ListFilters(
             workspace=workspace, user=user, starred=starred, pinned=pinned, archived=archived, tag=tag, text=q
         ),
-        limit=limit,
+        limit=check_page_size(services.settings, "limit", limit),
         cursor=cursor,
     )
     return answer(
@@ -116,10 +117,11 @@ async def get_conversation(
     principal: PrincipalDep,
     services: ServicesDep,
     messages: Annotated[
-        int, Query(ge=0, le=200, description="How many of the latest messages to include.")
+        int, page_size(minimum=0, description="How many of the latest messages to include.")
     ] = 50,
 ) -> JSONResponse:
     """The conversation and its latest messages in one answer: what a page needs to reload."""
+    messages = check_page_size(services.settings, "messages", messages)
     conversation, page = await services.chat.load(principal, conversation_id, messages)
     body = codec.conversation_json(conversation)
     body["messages"] = [codec.message_json(m) for m in page.messages]

@@ -10,9 +10,7 @@ from chatkeep.api.deps import MetricsDep, ServicesDep
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.problems import problem
 from chatkeep.api.schemas import Health, Problem
-from chatkeep.errors import StoreUnavailable
 from chatkeep.service import Services
-from chatkeep.stores.base import Store
 
 router = APIRouter(tags=["health"])
 PROMETHEUS = {
@@ -52,34 +50,7 @@ async def prometheus(services: ServicesDep, metrics: MetricsDep) -> Response:
 async def store_states(services: Services, metrics: Metrics) -> dict[str, str]:
     """Check every store, and record what was found in the metrics."""
     states: dict[str, str] = {}
-    for name, store in services.router.named_stores().items():
-        try:
-            await store.ping()
-            states[name] = "degraded" if store.degraded else "up"
-        except StoreUnavailable:
-            states[name] = "down"
-        metrics.store_up.labels(name).set(1 if states[name] == "up" else 0)
-        metrics.store_degraded.labels(name).set(1 if states[name] == "degraded" else 0)
-        metrics.fallback_pending.labels(name).set(getattr(store, "pending", 0))
-        record_outage(metrics, name, store)
+    for name, health in (await services.store_health()).items():
+        states[name] = health.state
+        metrics.record_store(name, health)
     return states
-
-
-def record_outage(metrics: Metrics, name: str, store: Store) -> None:
-    """The outage journal and its replay, for a store that has them."""
-    journal = getattr(store, "journal_stats", None)
-    replay = getattr(store, "replay_stats", None)
-    if journal is None or replay is None:
-        return
-    held = journal()
-    metrics.outage_bytes.labels(name).set(held.bytes_held)
-    metrics.outage_conversations.labels(name).set(held.pending_conversations)
-    done = replay()
-    for what, counter, total in (
-        ("replayed", metrics.outage_replayed, done.replayed),
-        ("failures", metrics.outage_failures, done.failures),
-        ("seq_changes", metrics.outage_seq_changes, done.seq_changes),
-    ):
-        key = (what, name)
-        counter.labels(name).inc(max(0, total - metrics.counted.get(key, 0)))
-        metrics.counted[key] = total

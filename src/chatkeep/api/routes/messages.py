@@ -11,6 +11,7 @@ from chatkeep import codec
 from chatkeep.api.deps import MetricsDep, PrincipalDep, ServicesDep
 from chatkeep.api.inputs import message_input, usage_of
 from chatkeep.api.metrics import Metrics
+from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
@@ -159,10 +160,11 @@ async def list_messages(
         int | None, Query(ge=0, le=MAX_SEQ, description="Messages with seq below this.")
     ] = None,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description="Messages with seq above this.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, page_size()] = 50,
 ) -> JSONResponse:
     """A page of messages by seq, oldest first: the latest, those before or after a seq, or (with
     both) the first of those between two seqs."""
+    limit = check_page_size(services.settings, "limit", limit)
     page = await services.chat.read_messages(
         principal, conversation_id, before=before, after=after, limit=limit
     )

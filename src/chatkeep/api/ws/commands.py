@@ -22,7 +22,7 @@ from chatkeep.api.schemas import (
 from chatkeep.api.ws.frames import error_frame
 from chatkeep.errors import ChatkeepError, InvalidInput
 from chatkeep.models import MessageStatus
-from chatkeep.stores.base import Extension
+from chatkeep.service import Extension
 
 if TYPE_CHECKING:
     from chatkeep.api.ws.connection import Connection

@@ -23,15 +23,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
 
-from chatkeep import codec
 from chatkeep.codec import Frame
 from chatkeep.errors import ChatkeepError, NotFound
-from chatkeep.models import Conversation, Event, EventType, MessagePage
-from chatkeep.service.auth import Principal
-from chatkeep.service.events import created_event
+from chatkeep.models import Conversation, Event, EventType
+from chatkeep.service.events import created_event, event_frame
+from chatkeep.service.realtime.followers import Follower, Place, Ready, Source
 
 log = logging.getLogger("chatkeep.realtime")
 GAP_WAIT = 0.25  # seconds a message past a gap waits for the missing ones before they are read
@@ -39,60 +36,6 @@ MAX_HELD = 10_000  # events held for a channel or a follower before its follower
 CREATED = EventType.MESSAGE_CREATED
 MESSAGE_EVENTS = frozenset({EventType.MESSAGE_CREATED, EventType.MESSAGE_DELTA, EventType.MESSAGE_UPDATED})
 RESETS = frozenset({EventType.CONVERSATION_DELETED, EventType.CONVERSATION_EXPIRED})
-
-
-class Follower(Protocol):
-    """A connection that receives frames. `send` never blocks; a follower that cannot keep up with
-    live events ends itself (the client resumes)."""
-
-    principal: Principal
-
-    def send(self, frame: Frame) -> None: ...
-
-    async def drained(self) -> None:
-        """Return when the follower can take more (a backlog is paced by this)."""
-
-    def interrupted(self) -> None:
-        """Events may have been missed (the bus lost its connection): the follower should resume."""
-
-    def lagging(self) -> None:
-        """Too much is waiting for this follower: it should resume later instead."""
-
-    def failed(self, conversation_id: str, error: Exception) -> None:
-        """Following a conversation ended: its backlog could not be read (the error says why)."""
-
-
-class Source(Protocol):
-    """Reads a follower may make (the chat service, with the follower's own rights)."""
-
-    async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation: ...
-
-    async def read_messages(
-        self,
-        p: Principal,
-        conversation_id: str,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage: ...
-
-
-Ready = Callable[[int, int], None]
-
-
-@dataclass(eq=False, slots=True)
-class Place:
-    """A follower that is not a member: catching up from `seq`, or ahead of the channel at `seq`."""
-
-    seq: int
-    catching_up: bool = True
-    held: list[Frame] = field(default_factory=list)
-    task: asyncio.Task[None] | None = None
-
-
-def frame_of(event: Event) -> Frame:
-    return Frame.of(codec.event_json(event))
 
 
 class Channel:
@@ -189,7 +132,7 @@ class Channel:
                 await follower.drained()
                 if self.places.get(follower) is not place:
                     return
-                follower.send(frame_of(created_event(conversation, message)))
+                follower.send(event_frame(created_event(conversation, message)))
                 place.seq = message.seq
                 replayed += 1
         ready(place.seq, replayed)
@@ -374,7 +317,7 @@ class Channel:
                     self._settle()
                 for message in page.messages:
                     event = created_event(conversation, message)
-                    self.dispatch(event, frame_of(event))
+                    self.dispatch(event, event_frame(event))
         except NotFound:  # the conversation is gone: nothing past the gap will come
             self._pending.clear()
             self._known = self.seq or 0

@@ -15,13 +15,15 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from chatkeep import codec, tasks
+from chatkeep import tasks
 from chatkeep.codec import Frame
 from chatkeep.domain import errors
 from chatkeep.errors import Forbidden, InvalidInput, StoreUnavailable
 from chatkeep.events.base import EventBus, SubscriberLagged
 from chatkeep.models import Conversation, Event, EventType
-from chatkeep.service.realtime.channel import GAP_WAIT, Channel, Follower, Place, Ready, Source
+from chatkeep.service.events import event_frame
+from chatkeep.service.realtime.channel import GAP_WAIT, Channel
+from chatkeep.service.realtime.followers import Follower, Place, Ready, Source
 from chatkeep.service.realtime.quotas import SocketQuotas
 
 log = logging.getLogger("chatkeep.realtime")
@@ -241,7 +243,7 @@ class Hub:
         frame: Frame | None = None
         channel = self._channels.get((event.tenant, event.conversation_id))
         if channel is not None:
-            frame = Frame.of(codec.event_json(event))
+            frame = event_frame(event)
             channel.dispatch(event, frame)
             if channel.empty:  # every follower was dropped (the conversation changed hands)
                 channel.close()
@@ -254,7 +256,7 @@ class Hub:
                     continue
                 if follower.principal.scope.admits(event.user, event.workspace):
                     if frame is None:
-                        frame = Frame.of(codec.event_json(event))
+                        frame = event_frame(event)
                     follower.send(frame)
 
 

@@ -26,7 +26,6 @@ from typing import cast
 
 from chatkeep.domain import (
     apply_patch,
-    check_batch,
     check_quota,
     errors,
     fresh_conversation,
@@ -118,7 +117,11 @@ class RedisStore(RedisStreams):
                 await self._pause(attempt)
                 seen = ""
                 if quota:
-                    tenant_count, user_count, seen = await self._script("INDEX_COUNTS", keys, [now])
+                    tenant_count, user_count, seen, taken = await self._script(
+                        "INDEX_COUNTS", keys, [now, stored.id]
+                    )
+                    if taken:
+                        raise errors.conversation_exists(stored.id)
                     check_quota(int(tenant_count), int(user_count), max_per_tenant, max_per_user)
                 answer = await self._script("INDEX_RESERVE", keys, [*listed, seen])
                 if answer[0] == "exists":
@@ -279,7 +282,6 @@ class RedisStore(RedisStreams):
         policy: LimitPolicy = LimitPolicy.REJECT,
         scope: Scope = ANYONE,
     ) -> AppendOutcome:
-        check_batch(messages)
         ids = list(dict.fromkeys(m.id for m in messages))
         async with self._turn(tenant, conversation_id):
             for attempt in range(ROUNDS):

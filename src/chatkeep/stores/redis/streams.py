@@ -11,6 +11,7 @@ from chatkeep.domain import (
     after_finish,
     errors,
     finished,
+    is_expired,
     page_bounds,
     plan_extend,
 )
@@ -54,7 +55,7 @@ class RedisStreams(RedisCommits):
         snapshot = await self._read(tenant, cid, [message_id])
         conversation = await self._live(tenant, cid, snapshot, scope)
         message = snapshot.messages.get(message_id)
-        if message is None:
+        if message is None or message.status is MessageStatus.TRIMMED:  # no longer retained
             raise errors.message_not_found(message_id)
         return snapshot, conversation, message
 
@@ -165,6 +166,8 @@ class RedisStreams(RedisCommits):
         after: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
+        if is_expired(conversation, self._clock()):
+            return MessagePage([], has_more=False)
         seqs, more = page_bounds(conversation, before, after, limit)
         rows = await self._messages(conversation.tenant, conversation.id, seqs)
         # A message trimmed since `conversation` was read is no longer retained.

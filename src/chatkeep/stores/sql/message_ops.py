@@ -18,6 +18,7 @@ from chatkeep.domain import (
     check_appendable,
     errors,
     finished,
+    is_expired,
     plan_append,
     plan_extend,
 )
@@ -252,8 +253,15 @@ def interrupt_stale_streams(
 
 
 def read_messages(
-    conn: sa.Connection, conversation: Conversation, before: int | None, after: int | None, limit: int
+    conn: sa.Connection,
+    conversation: Conversation,
+    before: int | None,
+    after: int | None,
+    limit: int,
+    now: int,
 ) -> MessagePage:
+    if is_expired(conversation, now):
+        return MessagePage([], has_more=False)
     params: dict[str, Any] = {
         "tenant": conversation.tenant,
         "cid": conversation.id,

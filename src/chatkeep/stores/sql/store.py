@@ -18,12 +18,10 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkeep.errors import ChatkeepError, ConfigError, StoreUnavailable
 from chatkeep.models import (
@@ -48,7 +46,7 @@ from chatkeep.models import (
     now_ms,
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
-from chatkeep.stores.sql import message_ops, ops, statements
+from chatkeep.stores.sql import engine, message_ops, ops
 from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
@@ -56,11 +54,8 @@ from chatkeep.stores.url import StoreURL
 T = TypeVar("T")
 Operation = Callable[[sa.Connection], T]
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
 
 
@@ -107,35 +102,12 @@ class SqlStore(Store, TenantStore):
         await self.ping()
 
     def _open_sqlite(self) -> None:
-        url = sa.make_url(self.url.without_options()).set(drivername="sqlite")
-        if not url.database or url.database == ":memory:":
-            raise ConfigError(
-                "SQLite needs a file path (sqlite:///./chatkeep.db); use memory:// for RAM only"
-            )
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        synchronous = self.url.options.get("synchronous", "FULL").upper()
-        if synchronous not in SQLITE_SYNCHRONOUS:
-            raise ConfigError(f"synchronous={synchronous!r}: use one of {sorted(SQLITE_SYNCHRONOUS)}")
-        readers = self.url.int_option("pool_size", 4)
-        self._readers = _sqlite_engine(url, synchronous, pool_size=readers, begin=None)
-        self._writer = _sqlite_engine(url, synchronous, pool_size=1, begin="BEGIN IMMEDIATE")
+        self._readers, self._writer, readers = engine.sqlite_engines(self.url)
         self._read_threads = ThreadPoolExecutor(readers, thread_name_prefix="chatkeep-sqlite-read")
         self._write_queue = GroupCommitWriter(self._writer)
 
     def _open_postgres(self) -> None:
-        url = sa.make_url(self.url.without_options()).set(drivername="postgresql+asyncpg")
-        connect_args: dict[str, Any] = {"timeout": 10}
-        if self.schema:
-            connect_args["server_settings"] = {"search_path": self.schema}
-        # No pre-ping (a round trip per checkout): a dropped connection fails its call with
-        # StoreUnavailable, SQLAlchemy discards the pool's stale connections, and reads retry once.
-        self._engine = create_async_engine(
-            url,
-            pool_size=self.url.int_option("pool_size", 10),
-            max_overflow=self.url.int_option("max_overflow", 10),
-            pool_recycle=1800,
-            connect_args=connect_args,
-        )
+        self._engine = engine.postgres_engine(self.url, self.schema)
         self._read_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
@@ -157,7 +129,7 @@ class SqlStore(Store, TenantStore):
         await self._run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
 
     async def migrate(self) -> None:
-        await self._run(functools.partial(_upgrade, schema=self.schema), write=True)
+        await self._run(functools.partial(engine.upgrade, schema=self.schema), write=True)
 
     # -- running operations -----------------------------------------------------------------------
 
@@ -357,50 +329,10 @@ class SqlStore(Store, TenantStore):
         after: int | None = None,
         limit: int = 50,
     ) -> MessagePage:
+        now = self._clock()
         return await self._run(
-            lambda conn: message_ops.read_messages(conn, conversation, before, after, limit)
+            lambda conn: message_ops.read_messages(conn, conversation, before, after, limit, now)
         )
 
     async def search(self, query: SearchQuery) -> SearchPage:
         return await self._run(lambda conn: full_text_search(conn, query, self._clock()))
-
-
-def _sqlite_engine(url: sa.URL, synchronous: str, *, pool_size: int, begin: str | None) -> sa.Engine:
-    engine = sa.create_engine(
-        url, pool_size=pool_size, max_overflow=0, connect_args={"check_same_thread": False}
-    )
-
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # chatkeep emits BEGIN itself (below); the driver must not start or end transactions.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute(f"PRAGMA synchronous = {synchronous}")
-        cursor.close()
-
-    if begin is not None:
-
-        @event.listens_for(engine, "begin")
-        def on_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql(begin)
-
-    return engine
-
-
-def _upgrade(connection: sa.Connection, *, schema: str | None) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    if connection.dialect.name == "postgresql":
-        # One migrator at a time, however many instances start together.
-        connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": statements.ADVISORY_NAMESPACE}
-        )
-        if schema:
-            connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    command.upgrade(config, "head")

@@ -13,6 +13,13 @@ local function expired_in(list, now)
   return n
 end
 
+-- Whether the tenant lists `c` as a conversation that has not expired.
+local function listed_live(c, now)
+  if redis.call('HEXISTS', own, c) == 0 then return false end
+  local e = redis.call('ZSCORE', expz, c)
+  return not e or tonumber(e) > now
+end
+
 local function put(c, owner, score, exp)
   redis.call('HSET', own, c, owner)
   if redis.call('ZADD', all, score, c) == 1 then redis.call('INCR', rev) end

@@ -1,0 +1,242 @@
+"""What the client hands back: plain dataclasses parsed from the API's JSON answers.
+
+The enums and `Usage` are chatkeep's own (`chatkeep.models`); timestamps are timezone-aware datetimes,
+as the API sends them (ISO 8601), rather than the epoch milliseconds the server stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from chatkeep.models import MessageStatus, Mode, Role, Usage
+
+__all__ = [
+    "AppendResult",
+    "BatchResult",
+    "CleanupResult",
+    "Conversation",
+    "ConversationPage",
+    "Delta",
+    "Event",
+    "Heartbeat",
+    "LoadedConversation",
+    "Message",
+    "MessagePage",
+    "NewMessage",
+    "MessageStatus",
+    "Mode",
+    "PersistenceSettings",
+    "Role",
+    "Usage",
+]
+
+
+def _when(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else _when(value)
+
+
+def _usage(data: dict[str, Any] | None) -> Usage:
+    data = data or {}
+    return Usage(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    workspace: str
+    user: str
+    title: str
+    mode: Mode
+    created_at: datetime
+    last_activity_at: datetime
+    expires_at: datetime | None
+    starred: bool
+    pinned: bool
+    archived: bool
+    tags: tuple[str, ...]
+    message_count: int
+    last_seq: int
+    last_message_preview: str
+    usage: Usage
+    version: int
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Conversation:
+        return cls(
+            id=d["id"],
+            workspace=d["workspace"],
+            user=d["user"],
+            title=d["title"],
+            mode=Mode(d["mode"]),
+            created_at=_when(d["created_at"]),
+            last_activity_at=_when(d["last_activity_at"]),
+            expires_at=_time(d.get("expires_at")),
+            starred=d["starred"],
+            pinned=d["pinned"],
+            archived=d["archived"],
+            tags=tuple(d["tags"]),
+            message_count=d["message_count"],
+            last_seq=d["last_seq"],
+            last_message_preview=d["last_message_preview"],
+            usage=_usage(d.get("usage")),
+            version=d["version"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    conversation_id: str
+    seq: int
+    role: Role
+    content: str
+    parts: list[Any] | None
+    metadata: dict[str, Any] | None
+    usage: Usage
+    status: MessageStatus
+    created_at: datetime
+    # Only in the answer to an append during a Redis outage with several instances: the seq may change.
+    provisional: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        return cls(
+            id=d["id"],
+            conversation_id=d["conversation_id"],
+            seq=d["seq"],
+            role=Role(d["role"]),
+            content=d["content"],
+            parts=d.get("parts"),
+            metadata=d.get("metadata"),
+            usage=_usage(d.get("usage")),
+            status=MessageStatus(d["status"]),
+            created_at=_when(d["created_at"]),
+            provisional=bool(d.get("provisional", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append. With no `id`, the client picks a new one (a uuid4 hex) when sending it."""
+
+    role: Role | str
+    content: str = ""
+    id: str | None = None
+    parts: list[Any] | None = None
+    metadata: dict[str, Any] | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConversation:
+    """A conversation with its latest messages (oldest first): what a page needs to reload."""
+
+    conversation: Conversation
+    messages: list[Message]
+    has_more_messages: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[Conversation]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """Messages oldest first; `has_more`: more exist beyond this page in the direction of travel."""
+
+    messages: list[Message]
+    has_more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    message: Message
+    created: bool  # False when this id was already stored (a retry)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: list[AppendResult]
+    provisional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    message_id: str
+    seq: int
+    offset: int
+    appended: str  # empty when the text was already stored (a retried delta)
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    id: str
+    last_activity_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PersistenceSettings:
+    default_mode: Mode
+    ephemeral_ttl_seconds: int
+    pinned_never_expire: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupResult:
+    deleted: list[str]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event of a followed conversation: `message.created`, `message.delta`, `message.updated`,
+    `conversation.created|updated|deleted|expired`. `message` is set for the message events that carry
+    one; a delta's `message_id`, `offset` and `text` are in `data` and its properties."""
+
+    type: str
+    conversation_id: str
+    seq: int
+    data: dict[str, Any] = field(default_factory=dict)
+    message: Message | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Event:
+        raw = d.get("message")
+        return cls(
+            type=d["type"],
+            conversation_id=d["conversation_id"],
+            seq=d["seq"],
+            data=d,
+            message=Message.from_json(raw) if isinstance(raw, dict) else None,
+        )
+
+    @property
+    def message_id(self) -> str | None:
+        if self.message is not None:
+            return self.message.id
+        value = self.data.get("message_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def offset(self) -> int:
+        return int(self.data.get("offset", 0))
+
+    @property
+    def text(self) -> str:
+        return str(self.data.get("text", ""))
+
+
+def parse_heartbeat(d: dict[str, Any]) -> Heartbeat:
+    return Heartbeat(
+        id=d["id"], last_activity_at=_when(d["last_activity_at"]), expires_at=_time(d.get("expires_at"))
+    )

@@ -1,0 +1,65 @@
+"""Followers as the real-time service sees them: what it needs of a connection (Follower) and of the
+reads a follower may make (Source), and where a follower that is not yet a member of a conversation's
+channel stands (Place)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from chatkeep.codec import Frame
+from chatkeep.models import Conversation, MessagePage
+from chatkeep.service.auth import Principal
+
+
+class Follower(Protocol):
+    """A connection that receives frames. `send` never blocks; a follower that cannot keep up with
+    live events ends itself (the client resumes)."""
+
+    principal: Principal
+
+    def send(self, frame: Frame) -> None: ...
+
+    async def drained(self) -> None:
+        """Return when the follower can take more (a backlog is paced by this)."""
+
+    def interrupted(self) -> None:
+        """Events may have been missed (the bus lost its connection): the follower should resume."""
+
+    def lagging(self) -> None:
+        """Too much is waiting for this follower: it should resume later instead."""
+
+    def failed(self, conversation_id: str, error: Exception) -> None:
+        """Following a conversation ended: its backlog could not be read (the error says why)."""
+
+
+class Source(Protocol):
+    """Reads a follower may make (the chat service, with the follower's own rights)."""
+
+    async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation: ...
+
+    async def read_messages(
+        self,
+        p: Principal,
+        conversation_id: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> MessagePage: ...
+
+
+# Told (last seq sent, how many were replayed) once a follower's backlog is sent.
+Ready = Callable[[int, int], None]
+
+
+@dataclass(eq=False, slots=True)
+class Place:
+    """A follower that is not a member: catching up from `seq`, or ahead of the channel at `seq`."""
+
+    seq: int
+    catching_up: bool = True
+    held: list[Frame] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
