@@ -128,7 +128,11 @@ def tenant() -> str:
 _contract_results: dict[str, dict[str, int]] = {}
 
 
-CONFORMANCE_SUITES = ("tests/stores/test_contract.py", "tests/stores/test_tenant_contract.py")
+CONFORMANCE_SUITES = (
+    "tests/stores/test_contract.py",
+    "tests/stores/test_tenant_contract.py",
+    "tests/stores/test_search_contract.py",
+)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

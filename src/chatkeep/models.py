@@ -319,3 +319,73 @@ def cursor_of(conversation: Conversation) -> ConversationCursor:
 
 def cursor_key(cursor: ConversationCursor) -> tuple[bool, int, str]:
     return (cursor.pinned, cursor.last_activity_at, cursor.id)
+
+
+# -- search -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchCursor:
+    """Position in the search order: score, highest first, then conversation id, then seq (0 for
+    the title), ascending."""
+
+    score: int
+    conversation_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """Full-text search over the message text and titles of the conversations a caller may list.
+    `terms` are lowercase words as `chatkeep.domain.search.search_terms` makes them (letters and digits
+    only); a hit holds every one of them. Scope and filters are those of `ConversationQuery`."""
+
+    tenant: str
+    terms: tuple[str, ...]
+    user: str | None = None
+    # Workspaces the caller may see; None means all of the tenant's.
+    allowed_workspaces: frozenset[str] | None = None
+    workspace: str | None = None
+    limit: int = 20
+    after: SearchCursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A piece of a snippet: plain text, or (`match` True) a word the query asked for."""
+
+    text: str
+    match: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message (or, with `message_id` None and `seq` 0, the title) that holds every term."""
+
+    conversation_id: str
+    workspace: str
+    title: str
+    message_id: str | None
+    seq: int
+    role: Role | None
+    snippet: tuple[Segment, ...]
+    score: int
+
+    @property
+    def cursor(self) -> SearchCursor:
+        return SearchCursor(self.score, self.conversation_id, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """Hits in search order. `partial` is True when the store did not search everything in scope
+    (a bounded scan stopped, a candidate cap was reached, or its server was unreachable)."""
+
+    hits: list[SearchHit]
+    next_cursor: SearchCursor | None
+    partial: bool = False
+
+
+def search_key(cursor: SearchCursor) -> tuple[int, str, int]:
+    """The search order as a tuple; smaller means earlier."""
+    return (-cursor.score, cursor.conversation_id, cursor.seq)

@@ -16,7 +16,7 @@ from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
 from chatkeep.api.openapi import document
-from chatkeep.api.routes import conversations, dev, health, messages, pages, sessions, transfer
+from chatkeep.api.routes import conversations, dev, health, messages, pages, search, sessions, transfer
 from chatkeep.api.routes import settings as settings_routes
 from chatkeep.bootstrap import build_services
 from chatkeep.config import Settings
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
-    for module in (conversations, messages, sessions, settings_routes, dev, health, pages, transfer):
+    for module in (conversations, messages, sessions, settings_routes, dev, health, pages, search, transfer):
         app.include_router(module.router)
     docs.install(app, "/openapi.json")
     app.add_middleware(StrictJson)

@@ -31,6 +31,8 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     Tenant,
     Usage,
 )
@@ -254,6 +256,26 @@ class Store(ABC):
         in the direction of travel and within the bounds (older for `before` alone and the latest
         page, newer when `after` is given). `conversation` is as returned by this store; a deleted
         one, or one whose `expires_at` has passed, yields an empty page.
+        """
+
+    # -- search -----------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """Full-text search over the titles and retained message text of the live conversations the
+        same fields of a `ConversationQuery` would list (tenant, user, allowed workspaces,
+        workspace); a deleted or expired conversation is never found, nor a trimmed message.
+
+        A message or title is a hit when it holds every term of `query.terms` as a whole word
+        (see `chatkeep.domain.search`); a conversation yields at most one title hit and one hit per
+        message. Hits come in search order (score, highest first, then conversation id, then seq,
+        the title's being 0), with the score and snippet `chatkeep.domain.search.hit` computes from
+        the stored text. Returns at most `query.limit` hits strictly after `query.after` and a
+        cursor for the next page (None on the last page): paging through the results of unchanged
+        data yields every hit once.
+
+        A store may bound the work of one call (documented on the store); it then says so with
+        `partial` True, and the page ranks what it read.
         """
 
     # -- import -----------------------------------------------------------------------------------

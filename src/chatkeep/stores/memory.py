@@ -39,6 +39,8 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     Tenant,
     Usage,
     cursor_key,
@@ -48,6 +50,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
+from chatkeep.stores.scan import scan_search
 from chatkeep.stores.url import StoreURL
 
 
@@ -371,6 +374,11 @@ class MemoryStore(Store, TenantStore):
             return MessagePage([], has_more=False)
         seqs, has_more = page_bounds(entry.conversation, before, after, limit)
         return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """A scan of every conversation in scope (see `stores/scan.py`), unbounded: what memory
+        holds is bounded by its byte budget."""
+        return await scan_search(self, query)
 
     async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
         now = self._clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from chatkeep.errors import StoreUnavailable
 from chatkeep.models import (
@@ -19,6 +20,8 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     Usage,
 )
 from chatkeep.stores.base import Extension, Store
@@ -240,6 +243,14 @@ class FallbackStore(FallbackCore):
             lambda s: s.read_messages(conversation, before=before, after=after, limit=limit),
             lambda: self._outage.read(conversation, before, after, limit),
         )
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """During an outage: the conversations written in it only, and the page says `partial`."""
+
+        async def outage() -> SearchPage:
+            return replace(await self._memory.search(query), partial=True)
+
+        return await self._read(lambda s: s.search(query), outage)
 
     # -- import -----------------------------------------------------------------------------------
 

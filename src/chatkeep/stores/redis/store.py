@@ -53,14 +53,20 @@ from chatkeep.models import (
     Mode,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     cursor_key,
 )
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import PINNED, SEP
 from chatkeep.stores.redis.commit import ROUNDS, WriteSet
 from chatkeep.stores.redis.streams import RedisStreams
+from chatkeep.stores.scan import scan_search
 
 TRIMMED = MessageStatus.TRIMMED
+# The bounds of one search (Redis keeps no full-text index; see Store.search and stores/scan.py).
+SEARCH_MAX_CONVERSATIONS = 200
+SEARCH_MAX_MESSAGES = 5_000
 
 
 class RedisStore(RedisStreams):
@@ -310,6 +316,15 @@ class RedisStore(RedisStreams):
             if message.status is MessageStatus.STREAMING:
                 await self._note_stream(tenant, conversation_id, message.id, message.created_at)
         return AppendOutcome(plan.conversation, plan.results)
+
+    # -- search -----------------------------------------------------------------------------------
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """A bounded scan: the caller's `SEARCH_MAX_CONVERSATIONS` most recently active conversations
+        and at most `SEARCH_MAX_MESSAGES` of their messages (newest first); `partial` past either."""
+        return await scan_search(
+            self, query, max_conversations=SEARCH_MAX_CONVERSATIONS, max_messages=SEARCH_MAX_MESSAGES
+        )
 
     # -- import -----------------------------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from chatkeep.models import (
     MessageStatus,
     NewMessage,
     Scope,
+    SearchPage,
+    SearchQuery,
     Tenant,
     Usage,
     is_id,
@@ -45,6 +47,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.sql import engine, message_ops, ops, transfer
+from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
 
@@ -330,6 +333,9 @@ class SqlStore(Store, TenantStore):
         return await self._run(
             lambda conn: message_ops.read_messages(conn, conversation, before, after, limit, now)
         )
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        return await self._run(lambda conn: full_text_search(conn, query, self._clock()))
 
     async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
         return await self._run(transfer.importer(conversation, messages, self._clock()), write=True)

@@ -1,0 +1,109 @@
+"""Full-text search over one SQLAlchemy connection: SQLite through the FTS5 tables, PostgreSQL
+through GIN-indexed `tsvector` columns (both made by migration 0005).
+
+The index finds the candidate texts (every one holding all the terms as words, and possibly a few
+more); `chatkeep.domain.search` then decides each hit, its score and its snippet from the stored
+text, so SQL answers exactly as the other stores. At most `MAX_CANDIDATES` messages (the most
+recently stored) and as many titles are read per call; past that the page says `partial`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from chatkeep.domain.search import Candidate, search_page
+from chatkeep.models import MessageStatus, Role, SearchPage, SearchQuery
+from chatkeep.stores.sql.ops import live
+from chatkeep.stores.sql.schema import conversations, messages
+
+MAX_CANDIDATES = 1_000
+ROLES = {role.value: role for role in Role}  # a dict is much faster than Role(value)
+# The generated, GIN-indexed `search_vector` column of migration 0005.
+POSTGRES_MATCH = "{table}.search_vector @@ plainto_tsquery('simple'::regconfig, :terms)"
+
+# What migration 0005 adds beyond the tables of `schema.py` (SQLAlchemy cannot declare them): the
+# FTS5 tables with their shadow tables on SQLite; on PostgreSQL the vector columns, their GIN indexes
+# and the index that walks a tenant's messages newest first.
+SEARCH_OBJECTS = {
+    "sqlite": frozenset(
+        f"{fts}{suffix}"
+        for fts in ("messages_fts", "conversations_fts")
+        for suffix in ("", "_data", "_idx", "_docsize", "_config")
+    ),
+    "postgresql": frozenset(
+        {
+            "ix_messages_search",
+            "ix_conversations_search",
+            "messages.search_vector",
+            "conversations.search_vector",
+            "ix_messages_recent",
+        }
+    ),
+}
+
+c, m = conversations.c, messages.c
+ON_CONVERSATION = sa.and_(c.tenant_id == m.tenant_id, c.id == m.conversation_id)
+
+
+def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> SearchPage:
+    scope = _scope(query, now)
+    titles = sa.select(c.id, c.workspace, c.title).where(*scope)
+    found = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title).where(
+        *scope, m.status != MessageStatus.TRIMMED.value
+    )
+    if conn.dialect.name == "postgresql":
+        # Inline, not a bound parameter: a prepared statement gets a generic plan after five runs,
+        # which guesses how common every word is; the planner must see the words themselves.
+        terms = sa.bindparam("terms", " ".join(query.terms), type_=sa.String, literal_execute=True)
+        titles = titles.where(sa.text(POSTGRES_MATCH.format(table="conversations")).bindparams(terms))
+        titles = titles.order_by(c.last_activity_at.desc(), c.id)
+        found = found.select_from(messages.join(conversations, ON_CONVERSATION))
+        found = found.where(sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms))
+        found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
+    else:
+        # The FTS table drives the join and yields rowids newest first, so the limit stops it early.
+        title_fts, message_fts = _fts("conversations_fts"), _fts("messages_fts")
+        titles = titles.select_from(
+            title_fts.join(conversations, sa.literal_column("conversations.rowid") == title_fts.c.rowid)
+        )
+        titles = titles.where(_fts_match("conversations_fts", query.terms)).order_by(title_fts.c.rowid.desc())
+        found = found.select_from(
+            message_fts.join(messages, sa.literal_column("messages.rowid") == message_fts.c.rowid).join(
+                conversations, ON_CONVERSATION
+            )
+        )
+        found = found.where(_fts_match("messages_fts", query.terms)).order_by(message_fts.c.rowid.desc())
+    title_rows = conn.execute(titles.limit(MAX_CANDIDATES + 1)).all()
+    message_rows = conn.execute(found.limit(MAX_CANDIDATES + 1)).all()
+    candidates = [Candidate(r.title, r.id, r.workspace, r.title) for r in title_rows[:MAX_CANDIDATES]]
+    candidates += [
+        Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, ROLES[r.role])
+        for r in message_rows[:MAX_CANDIDATES]
+    ]
+    partial = len(title_rows) > MAX_CANDIDATES or len(message_rows) > MAX_CANDIDATES
+    return search_page(query, candidates, partial=partial)
+
+
+def _scope(query: SearchQuery, now: int) -> list[sa.ColumnElement[bool]]:
+    """The conversations `list_conversations` would show for the same fields."""
+    where = [c.tenant_id == query.tenant, live(now), c.swept_at.is_(None)]
+    if query.user is not None:
+        where.append(c.user_id == query.user)
+    if query.allowed_workspaces is not None:
+        where.append(c.workspace.in_(sorted(query.allowed_workspaces)))
+    if query.workspace is not None:
+        where.append(c.workspace == query.workspace)
+    return where
+
+
+def _fts(name: str) -> sa.TableClause:
+    return sa.table(name, sa.column("rowid", sa.Integer))
+
+
+def _fts_match(table: str, terms: Sequence[str]) -> sa.TextClause:
+    """Texts that hold every term as a word. Terms are letters and digits only; each is quoted as
+    an FTS5 string all the same, so no term is ever read as query syntax."""
+    phrases = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return sa.text(f"{table} MATCH :terms").bindparams(terms=phrases)
