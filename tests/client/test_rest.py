@@ -199,6 +199,30 @@ async def test_pages_both_ways(api: Any) -> None:
     assert contents(loaded.messages) == [(9, "m9"), (10, "m10")] and loaded.has_more_messages is True
 
 
+async def test_search_finds_messages_and_titles_page_by_page(api: Any) -> None:
+    word = unique("zebra").replace("-", "")
+    workspace = unique("w")
+    titled = (await api.create_conversation(workspace, title=f"about {word}")).id
+    cid = (await api.create_conversation(workspace)).id
+    sent = await api.append_batch(cid, [NewMessage("user", f"a {word} here"), NewMessage("user", "nothing")])
+    first = await api.search(word, workspace=workspace, limit=1)
+    assert (len(first.hits), first.partial) == (1, False) and first.next_cursor is not None
+    second = await api.search(word, workspace=workspace, limit=1, cursor=first.next_cursor)
+    hits = first.hits + second.hits
+    assert second.next_cursor is None
+    by_message = {h.message_id: h for h in hits}
+    assert set(by_message) == {None, sent.results[0].message.id}
+    title_hit, message_hit = by_message[None], by_message[sent.results[0].message.id]
+    assert (title_hit.conversation_id, title_hit.seq, title_hit.title) == (titled, None, f"about {word}")
+    assert (message_hit.conversation_id, message_hit.seq, message_hit.role) == (cid, 1, Role.USER)
+    assert [(seg.text, seg.match) for seg in message_hit.snippet] == [
+        ("a ", False),
+        (word, True),
+        (" here", False),
+    ]
+    assert (await api.search(unique("absent").replace("-", ""), workspace=workspace)).hits == []
+
+
 async def test_deltas_and_finish(api: Any) -> None:
     cid = (await api.create_conversation(unique("w"))).id
     opened = await api.append(cid, "assistant", "")
@@ -285,6 +309,7 @@ OPERATIONS = {
     ("get", "/healthz"): "health",
     ("get", "/v1/export"): "export",
     ("post", "/v1/import"): "import_file",
+    ("get", "/v1/search"): "search",
     ("get", "/readyz"): "health",
 }
 

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar, Unpack
 
 import httpx
 
-from chatkeep.client import account, calls, transfer
+from chatkeep.client import account, calls, search, transfer
 from chatkeep.client.account import CleanupOptions, SettingsChanges
 from chatkeep.client.auth import AsyncTokens, TokenProvider
 from chatkeep.client.calls import UNSET, Call, ConversationFilters, ListQuery, message_body
@@ -17,6 +17,7 @@ from chatkeep.client.errors import ChatkeepConnectionError, http_error
 from chatkeep.client.events import EventStream
 from chatkeep.client.reply import AsyncReply
 from chatkeep.client.retry import Attempts, RetryPolicy
+from chatkeep.client.search import SearchResults, SearchScope
 from chatkeep.client.transfer import Owner, Selection
 from chatkeep.client.types import (
     AppendResult,
@@ -308,3 +309,8 @@ class AsyncClient:
     ) -> dict[str, Any]:
         """Import a file (see the README); answers how many were imported, skipped and failed."""
         return await self.request(transfer.import_file(data, format, **owner))
+
+    async def search(self, q: str, **scope: Unpack[SearchScope]) -> SearchResults:
+        """Messages and titles of the caller's conversations that hold every word of `q`, best first;
+        `workspace`, `user` (tenant API key), `limit` and `cursor` (the previous page's `next_cursor`)."""
+        return await self.request(search.search(q, **scope))
