@@ -72,6 +72,12 @@ def test_bad_files_are_explained_with_a_non_zero_exit(env: dict[str, str], tmp_p
     assert f"chatkeep: {tmp_path / 'broken.json'}: record 0 (conversation x): current_node:" in err
     assert f"chatkeep: {tmp_path / 'broken.json'}: record file: json: [1]: not valid JSON" in err
     assert "failed 2" in out
+    code, out, _ = run(
+        env, "import", str(tmp_path / "broken.json"), "--user", "u", "--workspace", "w", "--json"
+    )
+    summary = json.loads(out)
+    assert code == 1 and (summary["imported"], summary["failed"]) == (0, 2)
+    assert [(e["record"], e["field"]) for e in summary["errors"]][0] == ("0", "current_node")
 
     code, _, err = run(env, "import", str(tmp_path / "missing.json"))
     assert code == 2 and "no such file" in err

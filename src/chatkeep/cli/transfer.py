@@ -6,6 +6,7 @@ own memory (`none` conversations, and `ephemeral` ones when no Redis is set) goe
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -108,8 +109,9 @@ def export_command(
 @click.option("--tenant", "tenant_id", default=None, help="Tenant id (needed when there are several).")
 @click.option("--user", default=None, help="Owner of the imported conversations (default: the file's).")
 @click.option("--workspace", default=None, help="Workspace to import into (default: the file's).")
+@click.option("--json", "as_json", is_flag=True, help="The summary (counts and errors) as one JSON object.")
 def import_command(
-    files: tuple[Path, ...], tenant_id: str | None, user: str | None, workspace: str | None
+    files: tuple[Path, ...], tenant_id: str | None, user: str | None, workspace: str | None, as_json: bool
 ) -> None:
     """Import conversations from FILES: chatkeep exports (JSON Lines or JSON), ChatGPT data exports
     (conversations.json and its splits) or OpenAI-style message lists. Each conversation is stored
@@ -139,6 +141,10 @@ def import_command(
         return summary
 
     summary = _run(body)
+    if as_json:
+        counts = {k: getattr(summary, k) for k in ("imported", "skipped", "failed", "messages")}
+        click.echo(json.dumps({**counts, "errors": summary.errors}, indent=2))
+        sys.exit(1 if summary.failed else 0)
     for error in summary.errors:
         click.echo(f"chatkeep: {error['detail']}", err=True)
     click.echo(
