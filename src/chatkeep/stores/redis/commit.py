@@ -9,6 +9,7 @@ import contextlib
 import random
 import secrets
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -22,6 +23,8 @@ from chatkeep.stores.redis.core import RedisCore
 
 # How many times a write is planned again after losing a race before it answers 503.
 ROUNDS = 20
+# Conversations whose record this process wrote last, remembered so the next write skips a read.
+REMEMBERED = 10_000
 
 
 @dataclass
@@ -35,6 +38,8 @@ class Snapshot:
     updated: dict[str, int] = field(default_factory=dict)
     # ids whose message the trim dropped before stubs were kept: id -> seq
     dropped: dict[str, int] = field(default_factory=dict)
+    # ids taken to be absent without reading them (a recalled snapshot): COMMIT checks them
+    absent: tuple[str, ...] = ()
 
     @property
     def stamp(self) -> str:
@@ -58,13 +63,17 @@ class RedisCommits(RedisCore):
     """Snapshot reads and conditional commits of one conversation's keys.
 
     Writes to one conversation from this process take turns (`_turn`), so they never lose a race to
-    each other; a race lost to another instance is planned again after a short random pause."""
+    each other; a race lost to another instance is planned again after a short random pause. The
+    record a commit leaves is remembered, so the next write of the conversation here plans on it
+    without reading (`_recall`); if another instance wrote meanwhile, COMMIT refuses and the write
+    reads and plans again."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._committed: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
 
     @contextlib.asynccontextmanager
     async def _turn(self, tenant: str, cid: str) -> AsyncIterator[None]:
@@ -91,6 +100,28 @@ class RedisCommits(RedisCore):
             elif seq:
                 snapshot.dropped[message_id] = int(seq)
         return snapshot
+
+    def _recall(self, tenant: str, cid: str, scope: Scope, ids: Sequence[str] = ()) -> Snapshot | None:
+        """The record this process committed last, when the caller may write to it and it has not
+        expired by its own account; the `ids` are taken to be absent (COMMIT checks)."""
+        record = self._committed.get((tenant, cid))
+        if record is None:
+            return None
+        conversation = codec.conversation_of(tenant, cid, record)
+        if not scope.admits(conversation.user, conversation.workspace) or is_expired(
+            conversation, self._clock()
+        ):
+            return None
+        return Snapshot(dict(record), absent=tuple(ids))
+
+    def _remember(self, key: tuple[str, str], record: dict[str, str] | None) -> None:
+        if record is None:
+            self._committed.pop(key, None)
+            return
+        self._committed[key] = record
+        self._committed.move_to_end(key)
+        if len(self._committed) > REMEMBERED:
+            self._committed.popitem(last=False)
 
     async def _live(self, tenant: str, cid: str, snapshot: Snapshot, scope: Scope) -> Conversation:
         """The snapshot's conversation, if the caller may see it and it has not expired."""
@@ -127,13 +158,22 @@ class RedisCommits(RedisCore):
         record = {k: v for k, v in fields.items() if reset or snapshot.record.get(k) != str(v)}
         record.update(writes.record)
         args: list[Any] = [snapshot.stamp, "reset" if reset else "", codec.opt(after.expires_at)]
+        args += [len(snapshot.absent), *snapshot.absent]
         for pairs in (record.items(), writes.messages.items(), writes.ids.items()):
             args.append(len(pairs))
             args += [item for pair in pairs for item in pair]
-        answer = await self._script("COMMIT", self._conv_keys(after.tenant, after.id), args)
-        return bool(answer == "ok")
+        key = (after.tenant, after.id)
+        if await self._script("COMMIT", self._conv_keys(after.tenant, after.id), args) != "ok":
+            self._remember(key, None)
+            return False
+        left = {} if reset else dict(snapshot.record)
+        left.update((k, str(v)) for k, v in record.items())
+        left["rev"] = str(int(left.get("rev") or 0) + 1)
+        self._remember(key, left)
+        return True
 
     async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:
+        self._remember((tenant, cid), None)
         return bool(await self._script("DROP", self._conv_keys(tenant, cid), [snapshot.stamp]) == "ok")
 
     def _lost(self, cid: str) -> StoreUnavailable:

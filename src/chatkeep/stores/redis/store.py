@@ -37,7 +37,7 @@ from chatkeep.domain import (
     touched,
     trimmed,
 )
-from chatkeep.errors import Conflict
+from chatkeep.errors import ChatkeepError, Conflict
 from chatkeep.models import (
     ANYONE,
     AppendOutcome,
@@ -214,8 +214,14 @@ class RedisStore(RedisStreams):
         async with self._turn(tenant, cid):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
-                snapshot = await self._read(tenant, cid)
-                after = change(await self._live(tenant, cid, snapshot, scope))
+                recalled = self._recall(tenant, cid, scope) if attempt == 0 else None
+                snapshot = recalled or await self._read(tenant, cid)
+                try:
+                    after = change(await self._live(tenant, cid, snapshot, scope))
+                except ChatkeepError:
+                    if recalled is None:
+                        raise
+                    continue  # perhaps only because another instance wrote since: read
                 if await self._commit(snapshot, after):
                     await self._listed(after)
                     return after
@@ -290,16 +296,24 @@ class RedisStore(RedisStreams):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
                 now = self._clock()
-                snapshot = await self._read(tenant, conversation_id, ids)
-                before = await self._live(tenant, conversation_id, snapshot, scope)
-                existing = dict(snapshot.messages)
-                for new in messages:  # dropped by the trim before stubs were kept: only id and seq remain
-                    if new.id in snapshot.dropped:
-                        seq = snapshot.dropped[new.id]
-                        existing[new.id] = Message(
-                            conversation_id, new.id, seq, new.role, "", 0, status=TRIMMED
-                        )
-                plan = plan_append(before, existing, messages, now, max_messages=max_messages, policy=policy)
+                recalled = self._recall(tenant, conversation_id, scope, ids) if attempt == 0 else None
+                snapshot = recalled or await self._read(tenant, conversation_id, ids)
+                try:
+                    before = await self._live(tenant, conversation_id, snapshot, scope)
+                    existing = dict(snapshot.messages)
+                    for new in messages:  # dropped by the trim before stubs were kept: only id and seq remain
+                        if new.id in snapshot.dropped:
+                            seq = snapshot.dropped[new.id]
+                            existing[new.id] = Message(
+                                conversation_id, new.id, seq, new.role, "", 0, status=TRIMMED
+                            )
+                    plan = plan_append(
+                        before, existing, messages, now, max_messages=max_messages, policy=policy
+                    )
+                except ChatkeepError:
+                    if recalled is None:
+                        raise
+                    continue  # planned on what this process wrote last, which took the ids as new: read
                 if not plan.inserts:
                     return AppendOutcome(before, plan.results)
                 writes = WriteSet()
