@@ -14,6 +14,7 @@ from chatkeep.service.lifecycle import Lifetimes, Sweeper
 from chatkeep.service.limits import Limits, RateLimiter
 from chatkeep.service.realtime import Hub, SocketQuotas
 from chatkeep.service.routing import StoreRouter
+from chatkeep.service.search import SearchService
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService, tenant_store_of
 from chatkeep.stores import ByteBudget, Store, open_ephemeral, open_store
@@ -65,6 +66,7 @@ def build_services(
         tenants=tenants,
         chat=chat,
         streams=streams,
+        search=SearchService(router),
         assistant=assistant,
         hub=Hub(
             bus,

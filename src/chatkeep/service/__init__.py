@@ -22,6 +22,7 @@ from chatkeep.service.limits import RateLimiter
 from chatkeep.service.messages import MessageInput
 from chatkeep.service.realtime import Hub
 from chatkeep.service.routing import StoreRouter
+from chatkeep.service.search import SearchService
 from chatkeep.service.stats import ModeCount, tenant_counts
 from chatkeep.service.streams import StreamService
 from chatkeep.service.tenants import TenantService
@@ -40,6 +41,7 @@ class Services:
     tenants: TenantService
     chat: ChatService
     streams: StreamService
+    search: SearchService
     hub: Hub
     sweeper: Sweeper
     user_rate: RateLimiter

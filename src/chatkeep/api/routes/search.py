@@ -17,7 +17,6 @@ from chatkeep.service.search import (
     QUERY_PATTERN,
     SEARCH_CURSOR_MAX_LENGTH,
     SEARCH_CURSOR_PATTERN,
-    SearchService,
     encode_search_cursor,
 )
 
@@ -100,7 +99,7 @@ async def search(
 ) -> JSONResponse:
     """Messages and titles of the caller's conversations (as the conversation list scopes them)
     that hold every word of `q`, best first: by score, then conversation id, then seq."""
-    results = await SearchService(services.router).search(
+    results = await services.search.search(
         principal, q, workspace=workspace, user=user, limit=limit, cursor=cursor
     )
     return answer(
