@@ -214,7 +214,7 @@ class RedisStore(RedisStreams):
         async with self._turn(tenant, cid):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
-                recalled = self._recall(tenant, cid, scope) if attempt == 0 else None
+                recalled = self._recall(tenant, cid) if attempt == 0 else None
                 snapshot = recalled or await self._read(tenant, cid)
                 try:
                     after = change(await self._live(tenant, cid, snapshot, scope))
@@ -296,7 +296,7 @@ class RedisStore(RedisStreams):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
                 now = self._clock()
-                recalled = self._recall(tenant, conversation_id, scope, ids) if attempt == 0 else None
+                recalled = self._recall(tenant, conversation_id, ids) if attempt == 0 else None
                 snapshot = recalled or await self._read(tenant, conversation_id, ids)
                 try:
                     before = await self._live(tenant, conversation_id, snapshot, scope)
