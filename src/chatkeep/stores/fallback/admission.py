@@ -20,7 +20,6 @@ from typing import TypeVar
 from chatkeep.domain import errors, is_expired
 from chatkeep.errors import NotFound, StoreUnavailable
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     AppendResult,
     Conversation,
@@ -126,9 +125,7 @@ class Admission:
             stored = tuple(m for m, r in created if r.created)
             if stored:
                 acked = {r.message.id: r.message.seq for _, r in created if r.created}
-                self.journal.add(
-                    lane, Append(stored, acked, request.max_messages, request.policy, request.ref.scope)
-                )
+                self.journal.add(lane, Append(replace(request, messages=stored), acked))
             return AppendOutcome(conversation, results, provisional=self.shared and bool(stored))
 
         return await self._run(request.ref.key, fresh_size, write)
@@ -138,17 +135,17 @@ class Admission:
 
         async def write(lane: Lane) -> Conversation:
             updated = await self.memory.update(r)
-            self.journal.add(lane, Patch(r.patch, r.expected_version, updated.version, r.ref.scope))
+            self.journal.add(lane, Patch(r, updated.version))
             return updated
 
-        return await self._run(r.ref.key, Patch(r.patch, None, 0, r.ref.scope).size, write)
+        return await self._run(r.ref.key, Patch(r, 0).size, write)
 
     async def touch(self, ref: requests.Ref) -> Conversation:
         async def write(lane: Lane) -> Conversation:
             touched = await self.memory.touch(ref)
             last = lane.entries[-1] if lane.entries else None
-            if not (isinstance(last, Touch) and last.scope == ref.scope):
-                self.journal.add(lane, Touch(ref.scope))
+            if not (isinstance(last, Touch) and last.ref == ref):
+                self.journal.add(lane, Touch(ref))
             return touched
 
         return await self._run(ref.key, OVERHEAD, write)
@@ -156,7 +153,7 @@ class Admission:
     async def delete(self, ref: requests.Ref) -> Conversation:
         async def write(lane: Lane) -> Conversation:
             deleted = await self.memory.delete(ref)
-            self.journal.add(lane, Delete(ref.scope))
+            self.journal.add(lane, Delete(ref))
             return deleted
 
         return await self._run(ref.key, OVERHEAD, write)
@@ -166,8 +163,8 @@ class Admission:
             with self._held_messages(lane):
                 extension = await self.memory.extend(request)
             if extension.appended:
-                entry = Extend(request.message_id, extension.offset, extension.appended, request.ref.scope)
-                self.journal.add(lane, entry)
+                added = replace(request, text=extension.appended, offset=extension.offset)
+                self.journal.add(lane, Extend(added))
             return extension
 
         return await self._run(request.ref.key, OVERHEAD + len(request.text.encode()), write)
@@ -178,7 +175,7 @@ class Admission:
         async def write(lane: Lane) -> Message:
             with self._held_messages(lane):
                 message = await self.memory.finish(r)
-            self.journal.add(lane, Finish(r.message_id, r.status, r.usage, r.ref.scope))
+            self.journal.add(lane, Finish(r))
             return message
 
         return await self._run(r.ref.key, OVERHEAD, write)
@@ -188,9 +185,8 @@ class Admission:
         for conversation, message in stale:
             lane = self.journal.lane((conversation.tenant, conversation.id))
             if lane is not None:  # journaled whatever the budget: it only ends what was accepted
-                self.journal.add(
-                    lane, Finish(message.id, MessageStatus.INTERRUPTED, None, ANYONE), force=True
-                )
+                ended = requests.Finish(requests.Ref(*lane.key), message.id, MessageStatus.INTERRUPTED)
+                self.journal.add(lane, Finish(ended), force=True)
         return stale
 
     @contextlib.contextmanager
