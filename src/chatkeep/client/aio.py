@@ -39,6 +39,9 @@ class AsyncClient(Operations[httpx.AsyncClient, TokenProvider], Awaiting, AsyncC
         it across disconnects (each message once, in seq order, from `after_seq`, or from now)."""
         return EventStream(self, conversation_id, after_seq)
 
+    async def _call(self, call: Call[T]) -> T:
+        return await self.request(call)
+
     def _new_http(self, timeout: float) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
 

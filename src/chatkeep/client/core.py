@@ -52,6 +52,11 @@ class Core(ABC, Generic[H, K]):
     async def _ask(self, provider: Callable[[], Any]) -> str:
         """What the token provider answers."""
 
+    @abstractmethod
+    async def _call(self, call: Call[T]) -> T:
+        """`request(call)`, awaitable on both clients (so that the methods made of several calls go
+        through `request` too, as those of one call do)."""
+
     async def _exchange(self, call: Call[T]) -> T:
         """Send `call`, retrying as the policy allows; its answer read, or the error raised."""
         attempts = Attempts(self.retry, call.idempotent)

@@ -163,7 +163,7 @@ class ChatkeepChatMessageHistory(BaseChatMessageHistory):
                 found = []
                 after = 0
                 while True:
-                    page = await c._exchange(
+                    page = await c._call(
                         calls.list_messages(self.conversation_id, after=after, limit=MAX_PAGE)
                     )
                     found += page.messages
@@ -179,16 +179,16 @@ class ChatkeepChatMessageHistory(BaseChatMessageHistory):
         if not drafts:
             return
         try:
-            await c._exchange(calls.append_batch(self.conversation_id, drafts))
+            await c._call(calls.append_batch(self.conversation_id, drafts))
         except NotFoundError:
             if self.workspace is None:
                 raise
-            await c._exchange(calls.create_conversation(self.workspace, id=self.conversation_id))
-            await c._exchange(calls.append_batch(self.conversation_id, drafts))
+            await c._call(calls.create_conversation(self.workspace, id=self.conversation_id))
+            await c._call(calls.append_batch(self.conversation_id, drafts))
 
     async def _clear(self, c: Operations[Any, Any]) -> None:
         try:
-            await c._exchange(calls.delete_conversation(self.conversation_id))
+            await c._call(calls.delete_conversation(self.conversation_id))
         except NotFoundError:
             pass
 

@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar, Unpack
 from chatkeep.client import account, calls, transfer
 from chatkeep.client.calls import Call, ConversationFilters
 from chatkeep.client.core import Core, H, K
-from chatkeep.client.methods import DualMethod, iteration, operation, run_sync
+from chatkeep.client.methods import DualMethod, iteration, operation
 from chatkeep.client.reply import AsyncReply, Reply, opening
 from chatkeep.client.search import search as search_call
 from chatkeep.client.types import Conversation, Message
@@ -25,11 +25,13 @@ T = TypeVar("T")
 def sends(build: Callable[P, Call[T]]) -> DualMethod[P, T, Coroutine[Any, Any, T]]:
     """The method that sends the call `build` makes and answers what it reads."""
 
-    def blocking(client: Core[Any, Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return run_sync(client._exchange(build(*args, **kwargs)))
+    def blocking(client: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = client.request(build(*args, **kwargs))
+        return result
 
-    async def awaiting(client: Core[Any, Any], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await client._exchange(build(*args, **kwargs))
+    async def awaiting(client: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await client.request(build(*args, **kwargs))
+        return result
 
     return DualMethod(blocking, awaiting, build, bound=False)
 
@@ -76,7 +78,7 @@ class Operations(Core[H, K]):
         """Every conversation the filters select, following the cursor page after page."""
         cursor: str | None = None
         while True:
-            page = await self._exchange(calls.list_conversations(**filters, limit=limit, cursor=cursor))
+            page = await self._call(calls.list_conversations(**filters, limit=limit, cursor=cursor))
             for item in page.items:
                 yield item
             if page.next_cursor is None:
@@ -103,7 +105,7 @@ class Operations(Core[H, K]):
         before: int | None = None
         while True:
             call = calls.list_messages(conversation_id, before=before, limit=window.page_size)
-            before = window.take(await self._exchange(call))
+            before = window.take(await self._call(call))
             if before is None:
                 return window.messages()
 

@@ -34,6 +34,9 @@ class Client(Operations[httpx.Client, str | Callable[[], str]], Blocking, Closin
         """Send `call`, retrying as the policy allows; its answer read, or the error raised."""
         return run_sync(self._exchange(call))
 
+    async def _call(self, call: Call[T]) -> T:
+        return self.request(call)
+
     def _new_http(self, timeout: float) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=timeout)
 
