@@ -50,6 +50,6 @@ class Client(Operations[httpx.Client, str | Callable[[], str]], Blocking, Closin
         value = provider()
         if not isinstance(value, str):
             if inspect.iscoroutine(value):
-                value.close()  # never awaited: said here rather than in a warning
+                value.close()  # so that Python does not also warn it was never awaited
             raise TypeError("the token provider of a Client must return a str (use AsyncClient)")
         return value
