@@ -51,7 +51,8 @@ class AsyncClient(Operations[httpx.AsyncClient, TokenProvider], Awaiting, AsyncC
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    async def _ask(self, provider: Callable[[], Any]) -> str:
+    @staticmethod
+    async def _ask(provider: Callable[[], Any]) -> str:
         value = provider()
         token: str = await value if inspect.isawaitable(value) else value
         return token

@@ -48,9 +48,10 @@ class Core(ABC, Generic[H, K]):
     @abstractmethod
     async def _sleep(self, seconds: float) -> None: ...
 
+    @staticmethod
     @abstractmethod
-    async def _ask(self, provider: Callable[[], Any]) -> str:
-        """What the token provider answers."""
+    async def _ask(provider: Callable[[], Any]) -> str:
+        """What the token provider answers (static: the client's Tokens hold no reference to it)."""
 
     @abstractmethod
     async def _call(self, call: Call[T]) -> T:

@@ -46,7 +46,8 @@ class Client(Operations[httpx.Client, str | Callable[[], str]], Blocking, Closin
     async def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    async def _ask(self, provider: Callable[[], Any]) -> str:
+    @staticmethod
+    async def _ask(provider: Callable[[], Any]) -> str:
         value = provider()
         if not isinstance(value, str):
             if inspect.iscoroutine(value):
