@@ -35,6 +35,7 @@ def cleanup_sessions(
     user: str | None = None,
     modes: Iterable[Mode | str] | None = None,
 ) -> Call[CleanupResult]:
+    """Delete the caller's sessions: `all`, `inactive` (`idle_seconds`) or `specific` (`ids`)."""
     body: dict[str, Any] = {"strategy": strategy}
     if strategy == "specific":
         body["ids"] = list(ids)
@@ -60,6 +61,7 @@ def _settings(r: httpx.Response) -> PersistenceSettings:
 
 
 def get_persistence_settings() -> Call[PersistenceSettings]:
+    """The tenant's persistence settings (tenant API key only)."""
     return Call("GET", "/v1/settings/persistence", _settings)
 
 
@@ -69,6 +71,7 @@ def put_persistence_settings(
     ephemeral_ttl_seconds: int | None = UNSET,
     pinned_never_expire: bool | None = UNSET,
 ) -> Call[PersistenceSettings]:
+    """Change `default_mode`, `ephemeral_ttl_seconds`, `pinned_never_expire` (None: the default)."""
     body = given(ephemeral_ttl_seconds=ephemeral_ttl_seconds, pinned_never_expire=pinned_never_expire)
     if default_mode is not UNSET:
         body["default_mode"] = str(default_mode)
@@ -76,6 +79,7 @@ def put_persistence_settings(
 
 
 def dev_token(user: str = "demo-user", workspace: str | None = None) -> Call[str]:
+    """A demo user token from a dev-mode server on loopback."""
     params = {"user": user} if workspace is None else {"user": user, "workspace": workspace}
     return Call("GET", "/v1/dev/token", lambda r: str(r.json()["token"]), params=params)
 

@@ -1,10 +1,11 @@
-"""Every REST endpoint as a `Call`: the request to send and how to read its answer. `Client` and
-`AsyncClient` send the same calls, each with its own httpx client, so the two cannot drift apart."""
+"""Every REST endpoint as a `Call`: the request to send and how to read its answer. Each function
+here is also a method of `Client` and `AsyncClient` (see `operations.py`), with its signature and
+docstring: the method sends the call and answers what it reads."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypedDict, TypeVar
 from urllib.parse import quote
@@ -21,9 +22,10 @@ from chatkeep.client.types import (
     LoadedConversation,
     Message,
     MessagePage,
+    NewMessage,
     parse_heartbeat,
 )
-from chatkeep.models import Mode, Usage
+from chatkeep.models import Mode, Role, Usage
 
 T = TypeVar("T")
 UNSET: Any = object()  # a field the caller did not pass (None can be a value to send)
@@ -126,6 +128,7 @@ def create_conversation(
     pinned: bool = False,
     archived: bool = False,
 ) -> Call[Conversation]:
+    """Create a conversation (with a new random id when none is given, so that a retry finds it)."""
     body: dict[str, Any] = {
         "workspace": workspace,
         "id": id or str(uuid.uuid4()),  # chosen here, so that a retried create finds it
@@ -154,6 +157,8 @@ def list_conversations(
     limit: int = 20,
     cursor: str | None = None,
 ) -> Call[ConversationPage]:
+    """A page of the caller's conversations; filters `workspace`, `user`, `starred`, `pinned`,
+    `archived`, `tag`, `q`, with `limit` and `cursor` (the previous page's `next_cursor`)."""
     values = {"workspace": workspace, "user": user, "tag": tag, "q": q, "cursor": cursor, "limit": limit}
     params: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
     for name, flag in (("starred", starred), ("pinned", pinned), ("archived", archived)):
@@ -168,6 +173,8 @@ def list_conversations(
 
 
 def get_conversation(conversation_id: str, messages: int = 50) -> Call[LoadedConversation]:
+    """The conversation and its latest `messages` messages, oldest first."""
+
     def read(r: httpx.Response) -> LoadedConversation:
         body = r.json()
         return LoadedConversation(
@@ -189,6 +196,7 @@ def update_conversation(
     archived: bool = UNSET,
     tags: Iterable[str] = UNSET,
 ) -> Call[Conversation]:
+    """Change the fields given, if the conversation is still at version `if_match` (`*`: any)."""
     body = given(title=title, starred=starred, pinned=pinned, archived=archived)
     if tags is not UNSET:
         body["tags"] = list(tags)
@@ -203,14 +211,36 @@ def delete_conversation(conversation_id: str) -> Call[None]:
 
 
 def heartbeat(conversation_id: str) -> Call[Heartbeat]:
+    """Slide the conversation's expiry from now (a page still open)."""
     return Call("POST", f"{_c(conversation_id)}/heartbeat", lambda r: parse_heartbeat(r.json()))
 
 
-def append(conversation_id: str, body: dict[str, Any]) -> Call[AppendResult]:
+def append(
+    conversation_id: str,
+    role: Role | str,
+    content: str = "",
+    *,
+    id: str | None = None,
+    parts: list[Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    usage: Usage | None = None,
+) -> Call[AppendResult]:
+    """Append a message; `created` is False when its id was already stored."""
+    body = message_body(str(role), content, id=id, parts=parts, metadata=metadata, usage=usage)
+    return post_message(conversation_id, body)
+
+
+def post_message(conversation_id: str, body: dict[str, Any]) -> Call[AppendResult]:
     return Call("POST", f"{_c(conversation_id)}/messages", _appended, json=body)
 
 
-def append_batch(conversation_id: str, bodies: list[dict[str, Any]]) -> Call[BatchResult]:
+def append_batch(conversation_id: str, messages: Sequence[NewMessage]) -> Call[BatchResult]:
+    """Append several messages in order, all or nothing."""
+    bodies = [
+        message_body(str(m.role), m.content, id=m.id, parts=m.parts, metadata=m.metadata, usage=m.usage)
+        for m in messages
+    ]
+
     def read(r: httpx.Response) -> BatchResult:
         body = r.json()
         results = [AppendResult(Message.from_json(x["message"]), x["created"]) for x in body["results"]]
@@ -222,6 +252,7 @@ def append_batch(conversation_id: str, bodies: list[dict[str, Any]]) -> Call[Bat
 def list_messages(
     conversation_id: str, *, before: int | None = None, after: int | None = None, limit: int = 50
 ) -> Call[MessagePage]:
+    """A page by seq, oldest first: the latest, those before or after a seq, or between two."""
     values = {"before": before, "after": after, "limit": limit}
     params = {k: v for k, v in values.items() if v is not None}
 
@@ -232,7 +263,8 @@ def list_messages(
     return Call("GET", f"{_c(conversation_id)}/messages", read, params=params)
 
 
-def append_delta(conversation_id: str, message_id: str, text: str, offset: int | None) -> Call[Delta]:
+def append_delta(conversation_id: str, message_id: str, text: str, offset: int | None = None) -> Call[Delta]:
+    """Grow a streaming message; with `offset` (the length already sent) a retry is stored once."""
     body: dict[str, Any] = {"text": text}
     if offset is not None:
         body["offset"] = offset

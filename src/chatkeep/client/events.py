@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from chatkeep.client.errors import CLASSES, AuthenticationError, ChatkeepConnectionError, ChatkeepHTTPError
+from chatkeep.client.methods import AsyncClosing
 from chatkeep.client.types import Event, Message
 from chatkeep.models import MessageStatus
 
@@ -40,7 +40,7 @@ class _Retry(Exception):
         self.wait = wait
 
 
-class EventStream:
+class EventStream(AsyncClosing):
     """An async iterator of `Event`s of one conversation; `aclose()` (or `async with`) ends it.
     `connection` is the current socket; `connects` counts the connections made."""
 
@@ -60,14 +60,6 @@ class EventStream:
 
     def __aiter__(self) -> EventStream:
         return self
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         self._ended = True

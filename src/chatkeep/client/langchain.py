@@ -32,9 +32,12 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
+from chatkeep.client import calls
 from chatkeep.client.aio import AsyncClient
 from chatkeep.client.calls import new_message_id
 from chatkeep.client.errors import NotFoundError
+from chatkeep.client.methods import run_sync
+from chatkeep.client.operations import Operations
 from chatkeep.client.sync import Client
 from chatkeep.client.types import Message, NewMessage
 from chatkeep.client.window import MAX_PAGE
@@ -144,26 +147,25 @@ class ChatkeepChatMessageHistory(BaseChatMessageHistory):
         count = self.token_counter
         return None if count is None else (lambda m: count(to_langchain(m)))
 
-    # -- blocking ----------------------------------------------------------------------------------
+    # -- reading and writing, once for both clients ---------------------------------------------------
 
     def _sync(self) -> Client:
         if self.client is None:
             raise RuntimeError("this history has no blocking Client: use the async methods (ainvoke)")
         return self.client
 
-    @property
-    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
-        """The history (or its window), oldest first; empty when the conversation does not exist."""
-        c = self._sync()
+    async def _read(self, c: Operations[Any, Any]) -> list[BaseMessage]:
         try:
             if self.max_tokens is not None or self.window is not None:
                 budget = ALL_TOKENS if self.max_tokens is None else self.max_tokens
-                found = c.latest_within(self.conversation_id, budget, self.window, self._counter())
+                found = await c._latest_within(self.conversation_id, budget, self.window, self._counter())
             else:
                 found = []
                 after = 0
                 while True:
-                    page = c.list_messages(self.conversation_id, after=after, limit=MAX_PAGE)
+                    page = await c._call(
+                        calls.list_messages(self.conversation_id, after=after, limit=MAX_PAGE)
+                    )
                     found += page.messages
                     if not page.has_more or not page.messages:
                         break
@@ -172,72 +174,54 @@ class ChatkeepChatMessageHistory(BaseChatMessageHistory):
             return []
         return [to_langchain(m) for m in found]
 
-    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+    async def _add(self, c: Operations[Any, Any], messages: Sequence[BaseMessage]) -> None:
         drafts = [_with_id(from_langchain(m)) for m in messages]
         if not drafts:
             return
-        c = self._sync()
         try:
-            c.append_batch(self.conversation_id, drafts)
+            await c._call(calls.append_batch(self.conversation_id, drafts))
         except NotFoundError:
             if self.workspace is None:
                 raise
-            c.create_conversation(self.workspace, id=self.conversation_id)
-            c.append_batch(self.conversation_id, drafts)
+            await c._call(calls.create_conversation(self.workspace, id=self.conversation_id))
+            await c._call(calls.append_batch(self.conversation_id, drafts))
 
-    def clear(self) -> None:
+    async def _clear(self, c: Operations[Any, Any]) -> None:
         try:
-            self._sync().delete_conversation(self.conversation_id)
+            await c._call(calls.delete_conversation(self.conversation_id))
         except NotFoundError:
             pass
 
-    # -- async -------------------------------------------------------------------------------------
+    # -- blocking (LangChain's invoke) -----------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """The history (or its window), oldest first; empty when the conversation does not exist."""
+        return run_sync(self._read(self._sync()))
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        if messages:
+            run_sync(self._add(self._sync(), messages))
+
+    def clear(self) -> None:
+        run_sync(self._clear(self._sync()))
+
+    # -- async (LangChain's ainvoke); without an AsyncClient, LangChain runs the blocking ones ------
 
     async def aget_messages(self) -> list[BaseMessage]:
         if self.async_client is None:
             return await super().aget_messages()
-        c = self.async_client
-        try:
-            if self.max_tokens is not None or self.window is not None:
-                budget = ALL_TOKENS if self.max_tokens is None else self.max_tokens
-                found = await c.latest_within(self.conversation_id, budget, self.window, self._counter())
-            else:
-                found = []
-                after = 0
-                while True:
-                    page = await c.list_messages(self.conversation_id, after=after, limit=MAX_PAGE)
-                    found += page.messages
-                    if not page.has_more or not page.messages:
-                        break
-                    after = page.messages[-1].seq
-        except NotFoundError:
-            return []
-        return [to_langchain(m) for m in found]
+        return await self._read(self.async_client)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         if self.async_client is None:
             return await super().aadd_messages(messages)
-        drafts = [_with_id(from_langchain(m)) for m in messages]
-        if not drafts:
-            return None
-        c = self.async_client
-        try:
-            await c.append_batch(self.conversation_id, drafts)
-        except NotFoundError:
-            if self.workspace is None:
-                raise
-            await c.create_conversation(self.workspace, id=self.conversation_id)
-            await c.append_batch(self.conversation_id, drafts)
-        return None
+        return await self._add(self.async_client, messages)
 
     async def aclear(self) -> None:
         if self.async_client is None:
             return await super().aclear()
-        try:
-            await self.async_client.delete_conversation(self.conversation_id)
-        except NotFoundError:
-            pass
-        return None
+        return await self._clear(self.async_client)
 
 
 def _with_id(draft: NewMessage) -> NewMessage:

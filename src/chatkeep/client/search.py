@@ -8,7 +8,7 @@ from typing import Any, TypedDict, Unpack
 import httpx
 
 from chatkeep.client.calls import Call
-from chatkeep.models import Mode, Role
+from chatkeep.models import Mode, Role, Segment  # Segment: the server's own snippet piece
 
 
 class SearchScope(TypedDict, total=False):
@@ -18,14 +18,6 @@ class SearchScope(TypedDict, total=False):
     user: str | None
     limit: int
     cursor: str | None  # the previous page's `next_cursor`
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """A piece of a snippet: plain text, `match` for a word the query asked for."""
-
-    text: str
-    match: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +58,8 @@ class SearchResults:
 
 
 def search(q: str, **scope: Unpack[SearchScope]) -> Call[SearchResults]:
+    """Messages and titles of the caller's conversations that hold every word of `q`, best first;
+    `workspace`, `user` (tenant API key), `limit` and `cursor` (the previous page's `next_cursor`)."""
     params = {"q": q, **{k: v for k, v in scope.items() if v is not None}}
 
     def read(r: httpx.Response) -> SearchResults:

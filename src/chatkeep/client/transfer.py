@@ -28,6 +28,7 @@ class Owner(TypedDict, total=False):
 def export(
     format: Literal["json", "jsonl", "markdown"] = "jsonl", **selection: Unpack[Selection]
 ) -> Call[bytes]:
+    """The caller's conversations with their messages: one, a workspace's, a user's, or all."""
     params = {"format": format, **{k: v for k, v in selection.items() if v is not None}}
     return Call("GET", "/v1/export", lambda r: r.content, params=params)
 
@@ -35,7 +36,8 @@ def export(
 def import_file(
     data: bytes, format: Literal["json", "jsonl"] = "json", **owner: Unpack[Owner]
 ) -> Call[dict[str, Any]]:
-    """Importing the same file again changes nothing, so a retry is safe."""
+    """Import a file (see the README); answers how many were imported, skipped and failed.
+    Importing the same file again changes nothing, so a retry is safe."""
     return Call(
         "POST",
         "/v1/import",
