@@ -18,7 +18,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,6 +50,9 @@ from chatkeep.stores.sql import engine, message_ops, ops, transfer
 from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
+
+if TYPE_CHECKING:
+    from chatkeep.stores.sql.postgres import PostgresWrites
 
 T = TypeVar("T")
 Operation = Callable[[sa.Connection], T]
@@ -88,6 +91,7 @@ class SqlStore(Store, TenantStore):
         # PostgreSQL
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
+        self._writes: PostgresWrites | None = None  # appends, deltas and finishes
 
     def __repr__(self) -> str:
         return f"SqlStore({self.url.redacted!r})"
@@ -99,6 +103,10 @@ class SqlStore(Store, TenantStore):
             self._open_sqlite()
         elif self.dialect == "postgresql" and self._engine is None:
             self._open_postgres()
+            from chatkeep.stores.sql.postgres import PostgresWrites  # needs asyncpg
+
+            self._writes = PostgresWrites(self.url, self.schema)
+            await self._writes.open()
         await self.ping()
 
     def _open_sqlite(self) -> None:
@@ -119,11 +127,14 @@ class SqlStore(Store, TenantStore):
         for sync_engine in (self._readers, self._writer):
             if sync_engine is not None:
                 sync_engine.dispose()
+        if self._writes is not None:
+            await self._writes.close()
         if self._engine is not None:
             await self._engine.dispose()
         self._readers = self._writer = self._engine = self._read_engine = None
         self._read_threads = None
         self._write_queue = None
+        self._writes = None
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
@@ -272,6 +283,13 @@ class SqlStore(Store, TenantStore):
         policy: LimitPolicy = LimitPolicy.REJECT,
         scope: Scope = ANYONE,
     ) -> AppendOutcome:
+        if self._writes is not None:
+            now = self._clock()
+            done = await self._writes.append(
+                tenant, conversation_id, messages, now, max_messages, policy, scope
+            )
+            if done is not None:
+                return done
         return await self._run(
             lambda conn: message_ops.append_messages(
                 conn, tenant, conversation_id, messages, self._clock(), max_messages, policy, scope
@@ -290,6 +308,13 @@ class SqlStore(Store, TenantStore):
         max_bytes: int | None = None,
         scope: Scope = ANYONE,
     ) -> Extension:
+        if self._writes is not None:
+            now = self._clock()
+            extended = await self._writes.extend(
+                tenant, conversation_id, message_id, text, offset, max_bytes, now, scope
+            )
+            if extended is not None:
+                return extended
         return await self._run(
             lambda conn: message_ops.extend_message(
                 conn, tenant, conversation_id, message_id, text, offset, max_bytes, self._clock(), scope
@@ -307,6 +332,13 @@ class SqlStore(Store, TenantStore):
         usage: Usage | None = None,
         scope: Scope = ANYONE,
     ) -> Message:
+        if self._writes is not None:
+            now = self._clock()
+            finished_message = await self._writes.finish(
+                tenant, conversation_id, message_id, status, usage, now, scope
+            )
+            if finished_message is not None:
+                return finished_message
         return await self._run(
             lambda conn: message_ops.finish_message(
                 conn, tenant, conversation_id, message_id, status, usage, self._clock(), scope
