@@ -45,6 +45,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension
 from chatkeep.stores.sql import statements
+from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
 from chatkeep.stores.sql.rows import message_of
 from chatkeep.stores.url import StoreURL
@@ -83,14 +84,12 @@ class GiveWay(Exception):
 
 
 class PostgresWrites:
-    """The hot writes of one SqlStore, on a pool of asyncpg connections of its own.
-
-    Options of the store URL: `pool_size` (connections of this pool, 20 by default: appends at
-    50 clients keep about that many busy at once), `schema`."""
+    """The hot writes of one SqlStore, on a pool of asyncpg connections of its own: up to the
+    store URL's `pool_size + max_overflow` (20 by default), opened as writes need them."""
 
     def __init__(self, url: StoreURL, schema: str | None) -> None:
         self._dsn = sa.make_url(url.without_options()).set(drivername="postgresql")
-        self._max = url.int_option("pool_size", 20)
+        self._max = postgres_connections(url)
         self._server_settings = {"search_path": schema} if schema else {}
         self._redacted = url.redacted
         self._pool: asyncpg.Pool | None = None

@@ -9,7 +9,8 @@ such a function runs:
   reads go through a small pool of WAL readers in autocommit.
 - PostgreSQL: on the event loop through asyncpg, via `AsyncConnection.run_sync`. Writes run in READ
   COMMITTED transactions (appends lock their conversation row); reads run in autocommit, so a read
-  is one round trip.
+  is one round trip. Appends, deltas and finishes first try `PostgresWrites` (`postgres.py`): two
+  round trips on asyncpg and no lock held between them; what it leaves runs as above.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class SqlStore(Store, TenantStore):
     URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`,
     `postgresql://user:pass@host:5432/db`. Options as query parameters: `pool_size` (both),
     `synchronous` (SQLite: FULL by default, so an acknowledged write is on disk), `schema`
-    (PostgreSQL: tables live in this schema, created by `migrate`), `max_overflow` (PostgreSQL).
+    (PostgreSQL: tables live in this schema, created by `migrate`), `max_overflow` (PostgreSQL;
+    appends, deltas and finishes have a pool of their own of up to `pool_size + max_overflow`).
     """
 
     def __init__(self, url: StoreURL | str, *, clock: Callable[[], int] = now_ms) -> None:
