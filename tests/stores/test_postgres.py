@@ -66,23 +66,31 @@ def _conversation(cid: str) -> Conversation:
 
 
 async def test_racing_appends_deltas_and_a_finish_on_one_conversation_lose_nothing(tmp_path: Path) -> None:
-    # Appends and deltas write only if the conversation row is as they read it; the losers of each
-    # race take the locked way. Nothing may be lost or counted twice either way.
-    async for store in open_backend("postgres", str(tmp_path)):
-        await store.create_conversation(_conversation("c"))
-        reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
-        await store.append_messages("t1", "c", [reply])
-        writes = [store.extend_message("t1", "c", "r", f"<{i}>") for i in range(20)]
-        writes += [
-            store.append_messages(
-                "t1", "c", [NewMessage(id=f"m{i}", role=Role.USER, content=f"m{i}", usage=Usage(1, 2))]
-            )
-            for i in range(20)
-        ]
-        await asyncio.gather(*writes)
-        done = await store.finish_message("t1", "c", "r", MessageStatus.COMPLETE, usage=Usage(100, 200))
-        conversation = await store.get_conversation("t1", "c")
-        page = await store.read_messages(conversation, limit=100)
+    # Two instances on one database: the writes of each take turns, but those of the other race
+    # them for the conversation row. A write finding the row changed writes nothing and runs again
+    # the locked way. Nothing may be lost or counted twice either way.
+    async for one in open_backend("postgres", str(tmp_path)):
+        assert isinstance(one, SqlStore)
+        other = open_store(one.url)
+        await other.connect()
+        try:
+            await one.create_conversation(_conversation("c"))
+            reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
+            await one.append_messages("t1", "c", [reply])
+            stores = (one, other)
+            writes = [stores[i % 2].extend_message("t1", "c", "r", f"<{i}>") for i in range(20)]
+            writes += [
+                stores[i % 2].append_messages(
+                    "t1", "c", [NewMessage(id=f"m{i}", role=Role.USER, content=f"m{i}", usage=Usage(1, 2))]
+                )
+                for i in range(20)
+            ]
+            await asyncio.gather(*writes)
+            done = await other.finish_message("t1", "c", "r", MessageStatus.COMPLETE, usage=Usage(100, 200))
+            conversation = await one.get_conversation("t1", "c")
+            page = await one.read_messages(conversation, limit=100)
+        finally:
+            await other.close()
         assert sorted(done.content.replace(">", "> ").split()) == sorted(f"<{i}>" for i in range(20))
         assert [m.seq for m in page.messages] == list(range(1, 22))
         assert sorted(m.id for m in page.messages[1:]) == sorted(f"m{i}" for i in range(20))

@@ -4,8 +4,9 @@ Each write is two round trips and no transaction block: one statement reads the 
 the message a delta or finish names) with the row's version, the domain plans the write from it,
 and one statement writes the plan only if the conversation row is still that version (statements
 in `statements.py`, compiled here once to SQL text and prepared once a connection). A single
-statement is atomic and, committed, durable. Appenders never wait for each other: nothing is locked
-between the two round trips, and a write that finds the row changed writes nothing.
+statement is atomic and, committed, durable. Nothing is locked between the two round trips, and a
+write that finds the row changed writes nothing; writes to one conversation take turns in this
+process (`turns.py`), so they do not race each other; writes to different ones never wait.
 
 Whenever the quick way does not apply (the row changed meanwhile, a message id is already stored,
 a trim, a limit that might only be reached because retried messages were counted as new), a write
@@ -48,6 +49,7 @@ from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
 from chatkeep.stores.sql.rows import message_of
+from chatkeep.stores.sql.turns import Turns
 from chatkeep.stores.url import StoreURL
 
 # A connection lost, refused or shut down: the database is unavailable. Other PostgreSQL errors
@@ -93,6 +95,7 @@ class PostgresWrites:
         self._server_settings = {"search_path": schema} if schema else {}
         self._redacted = url.redacted
         self._pool: asyncpg.Pool | None = None
+        self._turns = Turns()
 
     async def open(self) -> None:
         # No connection is made until the first write (min_size=0): opening cannot fail.
@@ -124,7 +127,7 @@ class PostgresWrites:
         policy: LimitPolicy,
         scope: Scope,
     ) -> AppendOutcome | None:
-        async with self._connection() as conn:
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
             row = await self._read(conn, READ_CONVERSATION, {"tenant": tenant, "cid": cid})
             current = checked(row, cid, now, scope)
             try:
@@ -160,7 +163,7 @@ class PostgresWrites:
         now: int,
         scope: Scope,
     ) -> Extension | None:
-        async with self._connection() as conn:
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
             current, message, version = await self._read_message(conn, tenant, cid, message_id, now, scope)
             at, suffix = plan_extend(message, text, offset, max_bytes)
             if not suffix:
@@ -182,7 +185,7 @@ class PostgresWrites:
         now: int,
         scope: Scope,
     ) -> Message | None:
-        async with self._connection() as conn:
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
             current, before, version = await self._read_message(conn, tenant, cid, message_id, now, scope)
             after = finished(before, status, usage)
             if after is None:
