@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatkeep.models import LimitPolicy
+
+T = TypeVar("T")
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -182,3 +185,10 @@ class Settings(BaseSettings):
         if not self.dev_enabled:
             return False
         return self.demo_assistant != "off"
+
+
+def settings_of(cls: type[T], settings: Settings) -> T:
+    """A dataclass whose fields are settings of the same names, filled from `settings`."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values: dict[str, Any] = {name: getattr(settings, name) for name in names}
+    return cls(**values)

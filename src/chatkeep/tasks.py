@@ -9,6 +9,7 @@ that run for the life of a service check `stopping()` between rounds.
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 
 
 async def stop(task: asyncio.Task[object] | asyncio.Task[None] | None, *, patience: float = 1.0) -> None:
@@ -27,3 +28,22 @@ def stopping() -> bool:
     """Whether the current task has been asked to stop (a swallowed cancellation still counts)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+class Background(ABC):
+    """A part of the service that runs as one task from `start()` until `stop()`."""
+
+    task_name = "chatkeep-background"
+    _task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run(self) -> None:
+        """The task's body; loops check `stopping()` between rounds."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        await stop(self._task)
+        self._task = None

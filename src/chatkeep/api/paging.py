@@ -19,6 +19,16 @@ def page_size(*, minimum: int = 1, description: str | None = None) -> Any:
     return Query(ge=minimum, description=description, json_schema_extra={PAGE_SIZE_MARK: True})
 
 
+def cursor(pattern: str, max_length: int) -> Any:
+    """A `cursor` query parameter: `next_cursor` of the previous page. Its pattern is stated in the
+    schema and checked by the service (which answers `invalid_cursor`), not by the framework."""
+    return Query(
+        max_length=max_length,
+        description="`next_cursor` of the previous page.",
+        json_schema_extra={"pattern": pattern},
+    )
+
+
 def check_page_size(settings: Settings, name: str, value: int) -> int:
     """`value`, or the same 422 the schema's own bound would answer when it is above the maximum."""
     maximum = settings.max_page_size

@@ -46,9 +46,11 @@ def pieces(text: str, words: int = WORDS_PER_DELTA) -> list[str]:
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [text]
 
 
-class EchoAssistant:
+class EchoAssistant(tasks.Background):
     """Follows the demo tenant's events and answers user messages, each reply taking about
     `duration` seconds from first to last delta."""
+
+    task_name = "chatkeep-echo-assistant"
 
     def __init__(
         self,
@@ -64,20 +66,14 @@ class EchoAssistant:
         self._chat = chat
         self._streams = streams
         self._duration = duration
-        self._task: asyncio.Task[None] | None = None
         self._replies: set[asyncio.Task[None]] = set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._follow(), name="chatkeep-echo-assistant")
-
     async def stop(self) -> None:
-        await tasks.stop(self._task)
-        self._task = None
+        await super().stop()
         for reply in list(self._replies):
             await tasks.stop(reply)
 
-    async def _follow(self) -> None:
+    async def run(self) -> None:
         while not tasks.stopping():
             try:
                 async with self._events.subscribe(DEMO_TENANT) as events:

@@ -24,10 +24,17 @@ def encode_cursor(cursor: ConversationCursor | None) -> str | None:
     return f"{int(cursor.pinned)}.{cursor.last_activity_at}.{cursor.id}"
 
 
-def decode_cursor(token: str) -> ConversationCursor:
-    if not CURSOR_RE.fullmatch(token):
+def cursor_parts(token: str, pattern: re.Pattern[str]) -> tuple[str, str, str]:
+    """The three dot-separated parts of a cursor this service issued (the last one, an id, may hold
+    dots); `invalid_cursor` for a token that does not match `pattern`."""
+    if not pattern.fullmatch(token):
         raise InvalidInput(
             "the cursor is not one this service issued; start again without it", code="invalid_cursor"
         )
-    pinned, last_activity_at, conversation_id = token.split(".", 2)
+    first, second, rest = token.split(".", 2)
+    return first, second, rest
+
+
+def decode_cursor(token: str) -> ConversationCursor:
+    pinned, last_activity_at, conversation_id = cursor_parts(token, CURSOR_RE)
     return ConversationCursor(pinned == "1", int(last_activity_at), conversation_id)

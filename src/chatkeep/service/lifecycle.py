@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from chatkeep import tasks
-from chatkeep.config import Settings
+from chatkeep.config import Settings, settings_of
 from chatkeep.errors import StoreUnavailable
 from chatkeep.events.base import EventBus
 from chatkeep.models import ExpiredConversation, Mode, Tenant
@@ -32,13 +32,7 @@ class Lifetimes:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lifetimes:
-        return cls(
-            ephemeral_ttl_seconds=settings.ephemeral_ttl_seconds,
-            none_grace_seconds=settings.none_grace_seconds,
-            pinned_never_expire=settings.pinned_never_expire,
-            expired_memory_seconds=settings.expired_memory_seconds,
-            stream_timeout_seconds=settings.stream_timeout_seconds,
-        )
+        return settings_of(cls, settings)
 
     def ephemeral_ttl(self, tenant: Tenant) -> int:
         return tenant.settings.ephemeral_ttl_seconds or self.ephemeral_ttl_seconds
@@ -62,28 +56,21 @@ class Lifetimes:
         return None
 
 
-class Sweeper:
+class Sweeper(tasks.Background):
     """Every `interval` seconds: removes expired conversations from every store and publishes a
     `conversation.expired` event for each, and marks `interrupted` the streaming replies whose writer
     went quiet (publishing `message.updated`). Several instances may sweep at once: each conversation
     or reply is reported by exactly one of them."""
+
+    task_name = "chatkeep-sweeper"
 
     def __init__(self, router: StoreRouter, events: EventBus, lifetimes: Lifetimes, interval: float) -> None:
         self._router = router
         self._events = events
         self._lifetimes = lifetimes
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="chatkeep-sweeper")
-
-    async def stop(self) -> None:
-        await tasks.stop(self._task)
-        self._task = None
-
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while not tasks.stopping():
             await asyncio.sleep(self._interval)
             try:

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatkeep.config import Settings
+from chatkeep.config import Settings, settings_of
 from chatkeep.errors import RateLimited
 from chatkeep.models import LimitPolicy
 
@@ -25,15 +25,7 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(
-            max_message_bytes=settings.max_message_bytes,
-            max_conversations_per_tenant=settings.max_conversations_per_tenant,
-            max_conversations_per_user=settings.max_conversations_per_user,
-            max_messages_per_conversation=settings.max_messages_per_conversation,
-            message_limit_policy=settings.message_limit_policy,
-            max_batch_messages=settings.max_batch_messages,
-            max_page_size=settings.max_page_size,
-        )
+        return settings_of(cls, settings)
 
 
 class RateLimiter:

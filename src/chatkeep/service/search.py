@@ -20,6 +20,7 @@ from chatkeep.domain.search import search_terms
 from chatkeep.errors import InvalidInput, StoreUnavailable
 from chatkeep.models import ID_MAX_LENGTH, Mode, SearchCursor, SearchHit, SearchQuery, search_key
 from chatkeep.service.auth import Principal
+from chatkeep.service.cursors import cursor_parts
 from chatkeep.service.routing import StoreRouter
 from chatkeep.service.validation import check_id, check_text
 from chatkeep.stores.base import Store
@@ -52,11 +53,7 @@ def encode_search_cursor(cursor: SearchCursor | None) -> str | None:
 
 
 def decode_search_cursor(token: str) -> SearchCursor:
-    if not SEARCH_CURSOR_RE.fullmatch(token):
-        raise InvalidInput(
-            "the cursor is not one this service issued; start again without it", code="invalid_cursor"
-        )
-    score, seq, conversation_id = token.split(".", 2)
+    score, seq, conversation_id = cursor_parts(token, SEARCH_CURSOR_RE)
     return SearchCursor(int(score), conversation_id, int(seq))
 
 

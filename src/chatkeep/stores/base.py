@@ -36,6 +36,7 @@ from chatkeep.models import (
     Tenant,
     Usage,
 )
+from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
 from chatkeep.stores.url import StoreURL
 
 
@@ -77,7 +78,6 @@ class Store(ABC):
 
     # -- conversations ----------------------------------------------------------------------------
 
-    @abstractmethod
     async def create_conversation(
         self,
         conversation: Conversation,
@@ -94,6 +94,7 @@ class Store(ABC):
         conversations or the user `max_per_user`; the check and the insert are atomic, so concurrent
         creates never overshoot a limit.
         """
+        return await self.create(Create(conversation, max_per_tenant, max_per_user))
 
     async def create_generated(
         self,
@@ -105,15 +106,13 @@ class Store(ABC):
         """`create_conversation` for an id the server generated (unguessable, so nobody else can
         hold it). Stores answer both alike, except one that cannot check ids for a while: during an
         outage of its server the FallbackStore accepts these and refuses client-chosen ids."""
-        return await self.create_conversation(
-            conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
-        )
+        return await self.create(Create(conversation, max_per_tenant, max_per_user, generated=True))
 
-    @abstractmethod
     async def get_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
         """The conversation. Raises `NotFound`, or `Expired` if its expiry passed."""
+        return await self.get(Ref(tenant, conversation_id, scope))
 
     @abstractmethod
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
@@ -126,7 +125,6 @@ class Store(ABC):
     async def count_conversations(self, tenant: str, user: str | None = None) -> int:
         """Number of live conversations of the tenant, or of one user in it."""
 
-    @abstractmethod
     async def update_conversation(
         self,
         tenant: str,
@@ -140,13 +138,14 @@ class Store(ABC):
         one. If `expected_version` is given and differs from the stored version, raises
         `VersionMismatch` carrying the current version and changes nothing. Raises `NotFound` or
         `Expired`."""
+        return await self.update(Update(Ref(tenant, conversation_id, scope), patch, expected_version))
 
-    @abstractmethod
     async def touch_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
         """A heartbeat: set `last_activity_at` to now and slide the expiry window from now. Not a
         metadata change (the version stays). Raises `NotFound` or `Expired`."""
+        return await self.touch(Ref(tenant, conversation_id, scope))
 
     @abstractmethod
     async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
@@ -155,12 +154,12 @@ class Store(ABC):
         sweepers run at once. A swept conversation stays known as expired (lookups raise `Expired`)
         until `keep_ms` after its expiry; a sweep then forgets it (lookups raise `NotFound`)."""
 
-    @abstractmethod
     async def delete_conversation(
         self, tenant: str, conversation_id: str, scope: Scope = ANYONE
     ) -> Conversation:
         """Remove the conversation and all its messages; return it as it was. Raises `NotFound` or
         `Expired`."""
+        return await self.delete(Ref(tenant, conversation_id, scope))
 
     def watch_reseq(  # noqa: B027 - most stores never change a seq they acknowledged
         self, listener: Callable[[Conversation, list[Message]], Awaitable[None]]
@@ -171,7 +170,6 @@ class Store(ABC):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    @abstractmethod
     async def append_messages(
         self,
         tenant: str,
@@ -195,8 +193,8 @@ class Store(ABC):
         dropped instead and their seqs are never reused. A conversation of mode `local` keeps no
         messages on the server: appending to it raises `Conflict` (code `local_only`).
         """
+        return await self.append(Append(Ref(tenant, conversation_id, scope), messages, max_messages, policy))
 
-    @abstractmethod
     async def extend_message(
         self,
         tenant: str,
@@ -213,8 +211,9 @@ class Store(ABC):
         is stored) idempotently, so a retried delta is not stored twice. Slides the conversation's
         expiry and marks activity. Raises `NotFound` (code `message_not_found` for an unknown message
         id), `Expired`, `Conflict` (codes `not_streaming`, `offset_mismatch`) or `TooLarge`."""
+        ref = Ref(tenant, conversation_id, scope)
+        return await self.extend(Extend(ref, message_id, text, offset, max_bytes))
 
-    @abstractmethod
     async def finish_message(
         self,
         tenant: str,
@@ -229,6 +228,7 @@ class Store(ABC):
         usage (added to the conversation's totals); when it is the latest message its content becomes
         the conversation's preview. Finishing a message already finished with the same status
         returns it unchanged; with another status raises `Conflict` (code `not_streaming`)."""
+        return await self.finish(Finish(Ref(tenant, conversation_id, scope), message_id, status, usage))
 
     @abstractmethod
     async def interrupt_stale_streams(
@@ -238,7 +238,6 @@ class Store(ABC):
         and return them with their conversations. Each is returned by exactly one call, however many
         sweepers run at once."""
 
-    @abstractmethod
     async def read_messages(
         self,
         conversation: Conversation,
@@ -257,6 +256,36 @@ class Store(ABC):
         page, newer when `after` is given). `conversation` is as returned by this store; a deleted
         one, or one whose `expires_at` has passed, yields an empty page.
         """
+        return await self.read(Read(conversation, before, after, limit))
+
+    # -- what a backend implements: one method a request (see the named methods above) -------------
+
+    @abstractmethod
+    async def create(self, request: Create) -> Conversation: ...
+
+    @abstractmethod
+    async def get(self, ref: Ref) -> Conversation: ...
+
+    @abstractmethod
+    async def update(self, request: Update) -> Conversation: ...
+
+    @abstractmethod
+    async def touch(self, ref: Ref) -> Conversation: ...
+
+    @abstractmethod
+    async def delete(self, ref: Ref) -> Conversation: ...
+
+    @abstractmethod
+    async def append(self, request: Append) -> AppendOutcome: ...
+
+    @abstractmethod
+    async def extend(self, request: Extend) -> Extension: ...
+
+    @abstractmethod
+    async def finish(self, request: Finish) -> Message: ...
+
+    @abstractmethod
+    async def read(self, request: Read) -> MessagePage: ...
 
     # -- search -----------------------------------------------------------------------------------
 

@@ -26,23 +26,17 @@ from chatkeep.domain import (
     trimmed,
 )
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     Conversation,
     ConversationPage,
-    ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
-    LimitPolicy,
     Message,
     MessagePage,
     MessageStatus,
-    NewMessage,
-    Scope,
     SearchPage,
     SearchQuery,
     Tenant,
-    Usage,
     cursor_key,
     cursor_of,
     now_ms,
@@ -50,6 +44,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.budget import ByteBudget, conversation_size, message_size
+from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
 from chatkeep.stores.scan import scan_search
 from chatkeep.stores.url import StoreURL
 
@@ -131,21 +126,16 @@ class MemoryStore(Store, TenantStore):
     def _live(self, now: int) -> list[Conversation]:
         return [e.conversation for e in self._entries.values() if not is_expired(e.conversation, now)]
 
-    def _entry(self, tenant: str, conversation_id: str, scope: Scope = ANYONE) -> _Entry:
-        entry = self._entries.get((tenant, conversation_id))
-        if entry is None or not scope.admits(entry.conversation.user, entry.conversation.workspace):
-            raise errors.conversation_not_found(conversation_id)
+    def _entry(self, ref: Ref) -> _Entry:
+        entry = self._entries.get(ref.key)
+        if entry is None or not ref.scope.admits(entry.conversation.user, entry.conversation.workspace):
+            raise errors.conversation_not_found(ref.conversation_id)
         if is_expired(entry.conversation, self._clock()):
-            raise errors.conversation_expired(conversation_id)
+            raise errors.conversation_expired(ref.conversation_id)
         return entry
 
-    async def create_conversation(
-        self,
-        conversation: Conversation,
-        *,
-        max_per_tenant: int | None = None,
-        max_per_user: int | None = None,
-    ) -> Conversation:
+    async def create(self, request: Create) -> Conversation:
+        conversation = request.conversation
         now = self._clock()
         key = (conversation.tenant, conversation.id)
         old = self._entries.get(key)
@@ -155,8 +145,8 @@ class MemoryStore(Store, TenantStore):
         check_quota(
             len(live),
             sum(1 for c in live if c.user == conversation.user),
-            max_per_tenant,
-            max_per_user,
+            request.max_per_tenant,
+            request.max_per_user,
         )
         stored = fresh_conversation(conversation, now)
         entry = _Entry(stored)
@@ -166,10 +156,8 @@ class MemoryStore(Store, TenantStore):
         self._entries[key] = entry
         return stored
 
-    async def get_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        return self._entry(tenant, conversation_id, scope).conversation
+    async def get(self, ref: Ref) -> Conversation:
+        return self._entry(ref).conversation
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         found = [c for c in self._live(self._clock()) if matches(c, query)]
@@ -186,26 +174,16 @@ class MemoryStore(Store, TenantStore):
             1 for c in self._live(self._clock()) if c.tenant == tenant and (user is None or c.user == user)
         )
 
-    async def update_conversation(
-        self,
-        tenant: str,
-        conversation_id: str,
-        patch: ConversationPatch,
-        *,
-        expected_version: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Conversation:
-        entry = self._entry(tenant, conversation_id, scope)
+    async def update(self, request: Update) -> Conversation:
+        entry = self._entry(request.ref)
         current = entry.conversation
-        patched = apply_patch(current, patch, self._clock(), expected_version)
+        patched = apply_patch(current, request.patch, self._clock(), request.expected_version)
         self._charge(entry, conversation_size(patched) - conversation_size(current))
         entry.conversation = patched
         return entry.conversation
 
-    async def touch_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        entry = self._entry(tenant, conversation_id, scope)
+    async def touch(self, ref: Ref) -> Conversation:
+        entry = self._entry(ref)
         entry.conversation = touched(entry.conversation, self._clock())
         return entry.conversation
 
@@ -230,11 +208,9 @@ class MemoryStore(Store, TenantStore):
             swept.append(ExpiredConversation(c.tenant, c.id, c.workspace, c.user, c.mode, c.expires_at))
         return swept
 
-    async def delete_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        entry = self._entry(tenant, conversation_id, scope)
-        self._drop((tenant, conversation_id))
+    async def delete(self, ref: Ref) -> Conversation:
+        entry = self._entry(ref)
+        self._drop(ref.key)
         return entry.conversation
 
     def _message(self, entry: _Entry, message_id: str) -> Message:
@@ -243,20 +219,10 @@ class MemoryStore(Store, TenantStore):
             raise errors.message_not_found(message_id)
         return entry.messages[seq]
 
-    async def extend_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        text: str,
-        *,
-        offset: int | None = None,
-        max_bytes: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Extension:
-        entry = self._entry(tenant, conversation_id, scope)
-        message = self._message(entry, message_id)
-        at, suffix = plan_extend(message, text, offset, max_bytes)
+    async def extend(self, request: Extend) -> Extension:
+        entry = self._entry(request.ref)
+        message = self._message(entry, request.message_id)
+        at, suffix = plan_extend(message, request.text, request.offset, request.max_bytes)
         if suffix:
             now = self._clock()
             self._charge(entry, len(suffix.encode("utf-8", "surrogatepass")))
@@ -266,19 +232,10 @@ class MemoryStore(Store, TenantStore):
             entry.conversation = after_extend(entry.conversation, message, now)
         return Extension(entry.conversation, message, at, suffix)
 
-    async def finish_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        status: MessageStatus,
-        *,
-        usage: Usage | None = None,
-        scope: Scope = ANYONE,
-    ) -> Message:
-        entry = self._entry(tenant, conversation_id, scope)
-        before = self._message(entry, message_id)
-        after = finished(before, status, usage)
+    async def finish(self, request: Finish) -> Message:
+        entry = self._entry(request.ref)
+        before = self._message(entry, request.message_id)
+        after = finished(before, request.status, request.usage)
         if after is None:
             return before
         entry.messages[after.seq] = after
@@ -327,20 +284,17 @@ class MemoryStore(Store, TenantStore):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    async def append_messages(
-        self,
-        tenant: str,
-        conversation_id: str,
-        messages: Sequence[NewMessage],
-        *,
-        max_messages: int | None = None,
-        policy: LimitPolicy = LimitPolicy.REJECT,
-        scope: Scope = ANYONE,
-    ) -> AppendOutcome:
-        entry = self._entry(tenant, conversation_id, scope)
+    async def append(self, request: Append) -> AppendOutcome:
+        entry = self._entry(request.ref)
+        messages = request.messages
         existing = {m.id: entry.messages[entry.seq_by_id[m.id]] for m in messages if m.id in entry.seq_by_id}
         plan = plan_append(
-            entry.conversation, existing, messages, self._clock(), max_messages=max_messages, policy=policy
+            entry.conversation,
+            existing,
+            messages,
+            self._clock(),
+            max_messages=request.max_messages,
+            policy=request.policy,
         )
         dropped = {}
         if plan.trim_below is not None:
@@ -361,18 +315,12 @@ class MemoryStore(Store, TenantStore):
         entry.conversation = plan.conversation
         return AppendOutcome(plan.conversation, plan.results)
 
-    async def read_messages(
-        self,
-        conversation: Conversation,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage:
+    async def read(self, request: Read) -> MessagePage:
+        conversation = request.conversation
         entry = self._entries.get((conversation.tenant, conversation.id))
         if entry is None or entry.swept or is_expired(conversation, self._clock()):
             return MessagePage([], has_more=False)
-        seqs, has_more = page_bounds(entry.conversation, before, after, limit)
+        seqs, has_more = page_bounds(entry.conversation, request.before, request.after, request.limit)
         return MessagePage([entry.messages[s] for s in seqs], has_more=has_more)
 
     async def search(self, query: SearchQuery) -> SearchPage:

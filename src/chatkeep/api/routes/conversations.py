@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from chatkeep import codec
+from chatkeep.api import paging
 from chatkeep.api.deps import PrincipalDep, ServicesDep
 from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.problems import etag
@@ -85,14 +86,7 @@ async def list_conversations(
         Query(max_length=200, description="Case-insensitive title text.", json_schema_extra=TEXT_SCHEMA),
     ] = None,
     limit: Annotated[int, page_size()] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            description="`next_cursor` of the previous page.",
-            json_schema_extra={"pattern": CURSOR_PATTERN},
-        ),
-    ] = None,
+    cursor: Annotated[str | None, paging.cursor(CURSOR_PATTERN, CURSOR_MAX_LENGTH)] = None,
 ) -> JSONResponse:
     """The caller's conversations: pinned first, then by last activity, newest first."""
     page = await services.chat.list_conversations(

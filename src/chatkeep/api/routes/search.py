@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from chatkeep.api import paging
 from chatkeep.api.deps import PrincipalDep, ServicesDep
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, Mode, Role, SearchHit
@@ -88,14 +89,7 @@ async def search(
         str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description="Tenant API key only.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_SEARCH_PAGE)] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=SEARCH_CURSOR_MAX_LENGTH,
-            description="`next_cursor` of the previous page.",
-            json_schema_extra={"pattern": SEARCH_CURSOR_PATTERN},
-        ),
-    ] = None,
+    cursor: Annotated[str | None, paging.cursor(SEARCH_CURSOR_PATTERN, SEARCH_CURSOR_MAX_LENGTH)] = None,
 ) -> JSONResponse:
     """Messages and titles of the caller's conversations (as the conversation list scopes them)
     that hold every word of `q`, best first: by score, then conversation id, then seq."""

@@ -13,25 +13,22 @@ outage, a write past the journal's budget.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from typing import TypeVar
 
 from chatkeep.domain import errors, is_expired
 from chatkeep.errors import NotFound, StoreUnavailable
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     AppendResult,
     Conversation,
-    ConversationPatch,
-    LimitPolicy,
     Message,
     MessagePage,
     MessageStatus,
     NewMessage,
-    Scope,
-    Usage,
 )
+from chatkeep.stores import requests
 from chatkeep.stores.base import Extension
 from chatkeep.stores.fallback.journal import (
     OVERHEAD,
@@ -108,26 +105,17 @@ class Admission:
         self.journal.add(lane, Create(created))
         return created
 
-    async def append(
-        self,
-        tenant: str,
-        cid: str,
-        messages: Sequence[NewMessage],
-        max_messages: int | None,
-        policy: LimitPolicy,
-        scope: Scope,
-    ) -> AppendOutcome:
+    async def append(self, request: requests.Append) -> AppendOutcome:
+        cid, messages = request.ref.conversation_id, request.messages
         fresh_size = sum(message_size(m) for m in messages)
 
         async def write(lane: Lane) -> AppendOutcome:
-            conversation = await self.memory.get_conversation(tenant, cid, scope)
+            conversation = await self.memory.get(request.ref)
             # ids Redis held before the outage: answered as stored, not stored again
             fresh = [m for m in messages if m.id not in lane.recent]
             outcome = None
             if fresh:
-                outcome = await self.memory.append_messages(
-                    tenant, cid, fresh, max_messages=max_messages, policy=policy, scope=scope
-                )
+                outcome = await self.memory.append(replace(request, messages=fresh))
                 conversation = outcome.conversation
             answers = iter(outcome.results if outcome is not None else ())
             results = [
@@ -137,88 +125,68 @@ class Admission:
             stored = tuple(m for m, r in created if r.created)
             if stored:
                 acked = {r.message.id: r.message.seq for _, r in created if r.created}
-                self.journal.add(lane, Append(stored, acked, max_messages, policy, scope))
+                self.journal.add(lane, Append(replace(request, messages=stored), acked))
             return AppendOutcome(conversation, results, provisional=self.shared and bool(stored))
 
-        return await self._run((tenant, cid), fresh_size, write)
+        return await self._run(request.ref.key, fresh_size, write)
 
-    async def update(
-        self,
-        tenant: str,
-        cid: str,
-        patch: ConversationPatch,
-        expected_version: int | None,
-        scope: Scope,
-    ) -> Conversation:
+    async def update(self, request: requests.Update) -> Conversation:
+        r = request
+
         async def write(lane: Lane) -> Conversation:
-            updated = await self.memory.update_conversation(
-                tenant, cid, patch, expected_version=expected_version, scope=scope
-            )
-            self.journal.add(lane, Patch(patch, expected_version, updated.version, scope))
+            updated = await self.memory.update(r)
+            self.journal.add(lane, Patch(r, updated.version))
             return updated
 
-        return await self._run((tenant, cid), Patch(patch, None, 0, scope).size, write)
+        return await self._run(r.ref.key, Patch(r, 0).size, write)
 
-    async def touch(self, tenant: str, cid: str, scope: Scope) -> Conversation:
+    async def touch(self, ref: requests.Ref) -> Conversation:
         async def write(lane: Lane) -> Conversation:
-            touched = await self.memory.touch_conversation(tenant, cid, scope)
+            touched = await self.memory.touch(ref)
             last = lane.entries[-1] if lane.entries else None
-            if not (isinstance(last, Touch) and last.scope == scope):
-                self.journal.add(lane, Touch(scope))
+            if not (isinstance(last, Touch) and last.ref == ref):
+                self.journal.add(lane, Touch(ref))
             return touched
 
-        return await self._run((tenant, cid), OVERHEAD, write)
+        return await self._run(ref.key, OVERHEAD, write)
 
-    async def delete(self, tenant: str, cid: str, scope: Scope) -> Conversation:
+    async def delete(self, ref: requests.Ref) -> Conversation:
         async def write(lane: Lane) -> Conversation:
-            deleted = await self.memory.delete_conversation(tenant, cid, scope)
-            self.journal.add(lane, Delete(scope))
+            deleted = await self.memory.delete(ref)
+            self.journal.add(lane, Delete(ref))
             return deleted
 
-        return await self._run((tenant, cid), OVERHEAD, write)
+        return await self._run(ref.key, OVERHEAD, write)
 
-    async def extend(
-        self,
-        tenant: str,
-        cid: str,
-        message_id: str,
-        text: str,
-        offset: int | None,
-        max_bytes: int | None,
-        scope: Scope,
-    ) -> Extension:
+    async def extend(self, request: requests.Extend) -> Extension:
         async def write(lane: Lane) -> Extension:
             with self._held_messages(lane):
-                extension = await self.memory.extend_message(
-                    tenant, cid, message_id, text, offset=offset, max_bytes=max_bytes, scope=scope
-                )
+                extension = await self.memory.extend(request)
             if extension.appended:
-                self.journal.add(lane, Extend(message_id, extension.offset, extension.appended, scope))
+                added = replace(request, text=extension.appended, offset=extension.offset)
+                self.journal.add(lane, Extend(added))
             return extension
 
-        return await self._run((tenant, cid), OVERHEAD + len(text.encode()), write)
+        return await self._run(request.ref.key, OVERHEAD + len(request.text.encode()), write)
 
-    async def finish(
-        self, tenant: str, cid: str, message_id: str, status: MessageStatus, usage: Usage | None, scope: Scope
-    ) -> Message:
+    async def finish(self, request: requests.Finish) -> Message:
+        r = request
+
         async def write(lane: Lane) -> Message:
             with self._held_messages(lane):
-                message = await self.memory.finish_message(
-                    tenant, cid, message_id, status, usage=usage, scope=scope
-                )
-            self.journal.add(lane, Finish(message_id, status, usage, scope))
+                message = await self.memory.finish(r)
+            self.journal.add(lane, Finish(r))
             return message
 
-        return await self._run((tenant, cid), OVERHEAD, write)
+        return await self._run(r.ref.key, OVERHEAD, write)
 
     async def interrupt_stale_streams(self, idle_ms: int, limit: int) -> list[tuple[Conversation, Message]]:
         stale = await self.memory.interrupt_stale_streams(idle_ms=idle_ms, limit=limit)
         for conversation, message in stale:
             lane = self.journal.lane((conversation.tenant, conversation.id))
             if lane is not None:  # journaled whatever the budget: it only ends what was accepted
-                self.journal.add(
-                    lane, Finish(message.id, MessageStatus.INTERRUPTED, None, ANYONE), force=True
-                )
+                ended = requests.Finish(requests.Ref(*lane.key), message.id, MessageStatus.INTERRUPTED)
+                self.journal.add(lane, Finish(ended), force=True)
         return stale
 
     @contextlib.contextmanager
@@ -233,10 +201,10 @@ class Admission:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    async def get(self, tenant: str, cid: str, scope: Scope) -> Conversation:
-        key = (tenant, cid)
+    async def get(self, ref: requests.Ref) -> Conversation:
+        key, cid, scope = ref.key, ref.conversation_id, ref.scope
         if self.journal.lane(key) is not None:
-            return await self.memory.get_conversation(tenant, cid, scope)
+            return await self.memory.get(ref)
         known = None if self.known.is_uncertain(key) else self.known.get(key)
         if known is None:
             raise self.unavailable(f"conversation {cid!r} is not known to this instance")
@@ -247,14 +215,13 @@ class Admission:
             raise errors.conversation_expired(cid)
         return c
 
-    async def read(
-        self, conversation: Conversation, before: int | None, after: int | None, limit: int
-    ) -> MessagePage:
+    async def read(self, request: requests.Read) -> MessagePage:
         """Messages written during the outage (all of a conversation created in it, or those after
         the seq Redis held); older ones are out of reach until the store is back."""
-        lane = self.journal.lane((conversation.tenant, conversation.id))
+        c, after = request.conversation, request.after
+        lane = self.journal.lane((c.tenant, c.id))
         if lane is not None and (lane.base is None or (after is not None and after >= lane.base.last_seq)):
-            return await self.memory.read_messages(conversation, before=before, after=after, limit=limit)
+            return await self.memory.read(request)
         raise self.unavailable("messages stored before the outage are out of reach until it ends")
 
 

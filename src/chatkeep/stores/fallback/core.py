@@ -23,13 +23,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from chatkeep.errors import NotFound, StoreUnavailable
-from chatkeep.models import Conversation, Scope
+from chatkeep.models import Conversation
 from chatkeep.stores.base import Store
 from chatkeep.stores.fallback.admission import Admission
 from chatkeep.stores.fallback.journal import Journal, JournalStats
 from chatkeep.stores.fallback.knowledge import Key, KeyedLocks, Knowledge
 from chatkeep.stores.fallback.replay import Listener, Replayer, ReplayStats
 from chatkeep.stores.memory import MemoryStore
+from chatkeep.stores.requests import Ref
 from chatkeep.tasks import stop, stopping
 
 T = TypeVar("T")
@@ -186,13 +187,13 @@ class FallbackCore(Store):
 
     async def _write(
         self,
-        key: Key,
-        scope: Scope,
+        ref: Ref,
         on_primary: Callable[[Store], Awaitable[T]],
         learn: Callable[[T], None],
         on_outage: Callable[[], Awaitable[T]],
     ) -> T:
         """A write to one conversation: to Redis, or (while it is unreachable) the outage path."""
+        key = ref.key
         while True:
             if await self._await_replay(key):
                 continue
@@ -210,7 +211,7 @@ class FallbackCore(Store):
                     self._degrade()
                     raise
                 except NotFound:
-                    self._known.gone(key, scope)
+                    self._known.gone(key, ref.scope)
                     raise
                 finally:
                     self._known.wrote(key)

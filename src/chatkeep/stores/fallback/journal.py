@@ -13,15 +13,8 @@ from dataclasses import dataclass, field
 import orjson
 
 from chatkeep.errors import StoreUnavailable
-from chatkeep.models import (
-    Conversation,
-    ConversationPatch,
-    LimitPolicy,
-    MessageStatus,
-    NewMessage,
-    Scope,
-    Usage,
-)
+from chatkeep.models import Conversation, NewMessage
+from chatkeep.stores import requests
 from chatkeep.stores.fallback.knowledge import Key
 
 OVERHEAD = 128  # bytes counted for an entry besides what it carries
@@ -39,60 +32,49 @@ class Create:
 
 @dataclass(frozen=True, slots=True)
 class Append:
-    messages: tuple[NewMessage, ...]
+    request: requests.Append  # with the messages this write stored (not those it answered as held)
     acked: dict[str, int]  # id -> seq acknowledged, for the messages this write created
-    max_messages: int | None
-    policy: LimitPolicy
-    scope: Scope
 
     @property
     def size(self) -> int:
-        return sum(message_size(m) for m in self.messages)
+        return sum(message_size(m) for m in self.request.messages)
 
 
 @dataclass(frozen=True, slots=True)
 class Patch:
-    patch: ConversationPatch
-    expected_version: int | None  # as the caller sent it
+    request: requests.Update  # its expected version as the caller sent it
     version_after: int  # the version acknowledged
-    scope: Scope
 
     @property
     def size(self) -> int:
-        p = self.patch
+        p = self.request.patch
         return OVERHEAD + len((p.title or "").encode()) + sum(len(t) for t in p.tags or ())
 
 
 @dataclass(frozen=True, slots=True)
 class Touch:
-    scope: Scope
+    ref: requests.Ref
     size: int = OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
 class Delete:
-    scope: Scope
+    ref: requests.Ref
     size: int = OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
 class Extend:
-    message_id: str
-    offset: int
-    appended: str
-    scope: Scope
+    request: requests.Extend  # what this write added, at the offset it was added at
 
     @property
     def size(self) -> int:
-        return OVERHEAD + len(self.appended.encode())
+        return OVERHEAD + len(self.request.text.encode())
 
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    message_id: str
-    status: MessageStatus
-    usage: Usage | None
-    scope: Scope
+    request: requests.Finish
     size: int = OVERHEAD
 
 

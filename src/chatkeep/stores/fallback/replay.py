@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chatkeep.errors import ChatkeepError, Conflict, NotFound, StoreUnavailable, VersionMismatch
 from chatkeep.models import ANYONE, Conversation, Message
@@ -148,15 +148,12 @@ class Replayer:
         )
 
     async def _replay(self, lane: Lane, entries: list[Entry]) -> None:
-        tenant, cid = lane.key
         p = self.primary
         first = entries[0]
         if isinstance(first, Append):
             runs = [e for e in entries if isinstance(e, Append)]
-            messages = [m for e in runs for m in e.messages]
-            outcome = await p.append_messages(
-                tenant, cid, messages, max_messages=first.max_messages, policy=first.policy, scope=first.scope
-            )
+            messages = [m for e in runs for m in e.request.messages]
+            outcome = await p.append(replace(first.request, messages=messages))
             self._last[lane.key] = outcome.conversation
             acked = {k: v for e in runs for k, v in e.acked.items()}
             changed = [
@@ -169,20 +166,15 @@ class Replayer:
         elif isinstance(first, Patch):
             await self._patch(lane, first)
         elif isinstance(first, Touch):
-            self._last[lane.key] = await p.touch_conversation(tenant, cid, first.scope)
+            self._last[lane.key] = await p.touch(first.ref)
         elif isinstance(first, Delete):
             with contextlib.suppress(NotFound):  # gone already: by a cut-off replay, or expired
-                await p.delete_conversation(tenant, cid, first.scope)
+                await p.delete(first.ref)
             self._last[lane.key] = None
         elif isinstance(first, Extend):
-            extension = await p.extend_message(
-                tenant, cid, first.message_id, first.appended, offset=first.offset, scope=first.scope
-            )
-            self._last[lane.key] = extension.conversation
+            self._last[lane.key] = (await p.extend(first.request)).conversation
         else:
-            await p.finish_message(
-                tenant, cid, first.message_id, first.status, usage=first.usage, scope=first.scope
-            )
+            await p.finish(first.request)
             self._last.pop(lane.key, None)  # its state is not answered: learned afresh on next use
 
     async def _create(self, lane: Lane, entry: Create) -> None:
@@ -197,23 +189,19 @@ class Replayer:
             self._last[lane.key] = found
 
     async def _patch(self, lane: Lane, entry: Patch) -> None:
-        tenant, cid = lane.key
+        sent = entry.request
         if lane.moved:  # versions here and in the store differ: only an unconditional patch applies
-            expected = entry.expected_version
+            expected = sent.expected_version
         else:
             expected = entry.version_after - 1
         try:
-            self._last[lane.key] = await self.primary.update_conversation(
-                tenant, cid, entry.patch, expected_version=expected, scope=entry.scope
-            )
+            self._last[lane.key] = await self.primary.update(replace(sent, expected_version=expected))
         except VersionMismatch as exc:
             if not lane.moved and exc.current_version == entry.version_after:
                 # applied by a replay cut off before its answer
-                self._last[lane.key] = await self.primary.get_conversation(tenant, cid, entry.scope)
-            elif entry.expected_version is None:  # If-Match: * applies over whatever is there
-                self._last[lane.key] = await self.primary.update_conversation(
-                    tenant, cid, entry.patch, scope=entry.scope
-                )
+                self._last[lane.key] = await self.primary.get(sent.ref)
+            elif sent.expected_version is None:  # If-Match: * applies over whatever is there
+                self._last[lane.key] = await self.primary.update(sent)
             else:
                 raise
 
@@ -240,15 +228,14 @@ def _batch(lane: Lane) -> list[Entry]:
     if not isinstance(first, Append):
         return [first]
     run: list[Entry] = [first]
-    count = len(first.messages)
+    count = len(first.request.messages)
     for entry in itertools.islice(lane.entries, 1, None):
         if not (
             isinstance(entry, Append)
-            and (entry.scope, entry.policy, entry.max_messages)
-            == (first.scope, first.policy, first.max_messages)
-            and count + len(entry.messages) <= BATCH
+            and replace(entry.request, messages=()) == replace(first.request, messages=())
+            and count + len(entry.request.messages) <= BATCH
         ):
             break
         run.append(entry)
-        count += len(entry.messages)
+        count += len(entry.request.messages)
     return run

@@ -7,88 +7,50 @@ from dataclasses import replace
 
 from chatkeep.errors import StoreUnavailable
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     Conversation,
     ConversationPage,
-    ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
-    LimitPolicy,
     Message,
     MessagePage,
-    MessageStatus,
-    NewMessage,
-    Scope,
     SearchPage,
     SearchQuery,
-    Usage,
 )
 from chatkeep.stores.base import Extension, Store
 from chatkeep.stores.fallback.core import FallbackCore
+from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
 
 
 class FallbackStore(FallbackCore):
     # -- conversations ----------------------------------------------------------------------------
 
-    async def create_conversation(
-        self,
-        conversation: Conversation,
-        *,
-        max_per_tenant: int | None = None,
-        max_per_user: int | None = None,
-    ) -> Conversation:
-        """During an outage a client-chosen id cannot be checked (another user may hold it in Redis),
-        so the create is refused with StoreUnavailable."""
+    async def create(self, request: Create) -> Conversation:
+        """During an outage a conversation is created in memory only under an id the server
+        generated (unguessable: nobody else holds it); the count limits cannot be checked against
+        Redis then and are not applied on replay. A client-chosen id cannot be checked (another user
+        may hold it in Redis), so its create is refused with StoreUnavailable."""
+        c = request.conversation
 
-        async def refused() -> Conversation:
+        async def outage() -> Conversation:
+            if request.generated:
+                return await self._outage.create(c)
             raise self._outage.unavailable(
                 "a conversation id chosen by the client cannot be checked during the outage; "
                 "omit the id to have one generated"
             )
 
-        return await self._write(
-            (conversation.tenant, conversation.id),
-            ANYONE,
-            lambda s: s.create_conversation(
-                conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
-            ),
-            self._learn,
-            refused,
-        )
+        return await self._write(Ref(c.tenant, c.id), lambda s: s.create(request), self._learn, outage)
 
-    async def create_generated(
-        self,
-        conversation: Conversation,
-        *,
-        max_per_tenant: int | None = None,
-        max_per_user: int | None = None,
-    ) -> Conversation:
-        """During an outage accepted in memory: the id is unguessable, so nobody else holds it. The
-        count limits cannot be checked against Redis then and are not applied on replay."""
-        return await self._write(
-            (conversation.tenant, conversation.id),
-            ANYONE,
-            lambda s: s.create_conversation(
-                conversation, max_per_tenant=max_per_tenant, max_per_user=max_per_user
-            ),
-            self._learn,
-            lambda: self._outage.create(conversation),
-        )
-
-    async def get_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        key = (tenant, conversation_id)
-
+    async def get(self, ref: Ref) -> Conversation:
         async def on_primary(store: Store) -> Conversation:
-            epoch = self._known.epoch(key)
-            found = await store.get_conversation(tenant, conversation_id, scope)
-            if not self._locks.held(key):
+            epoch = self._known.epoch(ref.key)
+            found = await store.get(ref)
+            if not self._locks.held(ref.key):
                 self._known.learn_read(found, epoch)
             return found
 
-        return await self._read_one(key, on_primary, lambda: self._outage.get(tenant, conversation_id, scope))
+        return await self._read_one(ref.key, on_primary, lambda: self._outage.get(ref))
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         """During an outage: the conversations written in it only."""
@@ -102,46 +64,20 @@ class FallbackStore(FallbackCore):
             lambda: self._memory.count_conversations(tenant, user),
         )
 
-    async def update_conversation(
-        self,
-        tenant: str,
-        conversation_id: str,
-        patch: ConversationPatch,
-        *,
-        expected_version: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Conversation:
+    async def update(self, request: Update) -> Conversation:
         return await self._write(
-            (tenant, conversation_id),
-            scope,
-            lambda s: s.update_conversation(
-                tenant, conversation_id, patch, expected_version=expected_version, scope=scope
-            ),
-            self._learn,
-            lambda: self._outage.update(tenant, conversation_id, patch, expected_version, scope),
+            request.ref, lambda s: s.update(request), self._learn, lambda: self._outage.update(request)
         )
 
-    async def touch_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        return await self._write(
-            (tenant, conversation_id),
-            scope,
-            lambda s: s.touch_conversation(tenant, conversation_id, scope),
-            self._learn,
-            lambda: self._outage.touch(tenant, conversation_id, scope),
-        )
+    async def touch(self, ref: Ref) -> Conversation:
+        return await self._write(ref, lambda s: s.touch(ref), self._learn, lambda: self._outage.touch(ref))
 
-    async def delete_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        key = (tenant, conversation_id)
+    async def delete(self, ref: Ref) -> Conversation:
         return await self._write(
-            key,
-            scope,
-            lambda s: s.delete_conversation(tenant, conversation_id, scope),
-            lambda _: self._known.forget(key),
-            lambda: self._outage.delete(tenant, conversation_id, scope),
+            ref,
+            lambda s: s.delete(ref),
+            lambda _: self._known.forget(ref.key),
+            lambda: self._outage.delete(ref),
         )
 
     async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
@@ -155,67 +91,26 @@ class FallbackStore(FallbackCore):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    async def append_messages(
-        self,
-        tenant: str,
-        conversation_id: str,
-        messages: Sequence[NewMessage],
-        *,
-        max_messages: int | None = None,
-        policy: LimitPolicy = LimitPolicy.REJECT,
-        scope: Scope = ANYONE,
-    ) -> AppendOutcome:
+    async def append(self, request: Append) -> AppendOutcome:
         def learn(outcome: AppendOutcome) -> None:
             self._known.learn(outcome.conversation, (r.message for r in outcome.results))
 
         return await self._write(
-            (tenant, conversation_id),
-            scope,
-            lambda s: s.append_messages(
-                tenant, conversation_id, messages, max_messages=max_messages, policy=policy, scope=scope
-            ),
-            learn,
-            lambda: self._outage.append(tenant, conversation_id, messages, max_messages, policy, scope),
+            request.ref, lambda s: s.append(request), learn, lambda: self._outage.append(request)
         )
 
-    async def extend_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        text: str,
-        *,
-        offset: int | None = None,
-        max_bytes: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Extension:
+    async def extend(self, request: Extend) -> Extension:
         return await self._write(
-            (tenant, conversation_id),
-            scope,
-            lambda s: s.extend_message(
-                tenant, conversation_id, message_id, text, offset=offset, max_bytes=max_bytes, scope=scope
-            ),
+            request.ref,
+            lambda s: s.extend(request),
             lambda extension: self._learn(extension.conversation),
-            lambda: self._outage.extend(tenant, conversation_id, message_id, text, offset, max_bytes, scope),
+            lambda: self._outage.extend(request),
         )
 
-    async def finish_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        status: MessageStatus,
-        *,
-        usage: Usage | None = None,
-        scope: Scope = ANYONE,
-    ) -> Message:
+    async def finish(self, request: Finish) -> Message:
         # Finishing changes neither seq nor version: what is known of the conversation still holds.
         return await self._write(
-            (tenant, conversation_id),
-            scope,
-            lambda s: s.finish_message(tenant, conversation_id, message_id, status, usage=usage, scope=scope),
-            lambda _: None,
-            lambda: self._outage.finish(tenant, conversation_id, message_id, status, usage, scope),
+            request.ref, lambda s: s.finish(request), lambda _: None, lambda: self._outage.finish(request)
         )
 
     async def interrupt_stale_streams(
@@ -230,18 +125,10 @@ class FallbackStore(FallbackCore):
             return []
         return stale
 
-    async def read_messages(
-        self,
-        conversation: Conversation,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage:
+    async def read(self, request: Read) -> MessagePage:
+        c = request.conversation
         return await self._read_one(
-            (conversation.tenant, conversation.id),
-            lambda s: s.read_messages(conversation, before=before, after=after, limit=limit),
-            lambda: self._outage.read(conversation, before, after, limit),
+            (c.tenant, c.id), lambda s: s.read(request), lambda: self._outage.read(request)
         )
 
     async def search(self, query: SearchQuery) -> SearchPage:
@@ -265,8 +152,7 @@ class FallbackStore(FallbackCore):
                 self._known.learn(conversation, messages)
 
         return await self._write(
-            (conversation.tenant, conversation.id),
-            ANYONE,
+            Ref(conversation.tenant, conversation.id),
             lambda s: s.import_conversation(conversation, messages),
             learn,
             refused,

@@ -39,20 +39,15 @@ from chatkeep.domain import (
 )
 from chatkeep.errors import ChatkeepError, Conflict
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     Conversation,
     ConversationCursor,
     ConversationPage,
-    ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
-    LimitPolicy,
     Message,
     MessageStatus,
     Mode,
-    NewMessage,
-    Scope,
     SearchPage,
     SearchQuery,
     cursor_key,
@@ -61,6 +56,7 @@ from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import PINNED, SEP
 from chatkeep.stores.redis.commit import ROUNDS, WriteSet
 from chatkeep.stores.redis.streams import RedisStreams
+from chatkeep.stores.requests import Append, Create, Ref, Update
 from chatkeep.stores.scan import scan_search
 
 TRIMMED = MessageStatus.TRIMMED
@@ -75,16 +71,10 @@ class RedisStore(RedisStreams):
 
     # -- conversations ----------------------------------------------------------------------------
 
-    async def create_conversation(
-        self,
-        conversation: Conversation,
-        *,
-        max_per_tenant: int | None = None,
-        max_per_user: int | None = None,
-    ) -> Conversation:
+    async def create(self, request: Create) -> Conversation:
         now = self._clock()
-        stored = fresh_conversation(conversation, now)
-        await self._reserve(stored, now, max_per_tenant, max_per_user)
+        stored = fresh_conversation(request.conversation, now)
+        await self._reserve(stored, now, request.max_per_tenant, request.max_per_user)
         async with self._turn(stored.tenant, stored.id):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
@@ -133,10 +123,8 @@ class RedisStore(RedisStreams):
                     return
             raise self._lost(stored.id)
 
-    async def get_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        return await self._live(tenant, conversation_id, await self._read(tenant, conversation_id), scope)
+    async def get(self, ref: Ref) -> Conversation:
+        return await self._live(*ref.key, await self._read(*ref.key), ref.scope)
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         if query.user is not None and query.workspace is not None:
@@ -189,28 +177,18 @@ class RedisStore(RedisStreams):
         keys = self._list_keys(tenant, f"u:{user}" if user is not None else "all")
         return int(await self._script("INDEX_COUNT", keys, [self._clock()]))
 
-    async def update_conversation(
-        self,
-        tenant: str,
-        conversation_id: str,
-        patch: ConversationPatch,
-        *,
-        expected_version: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Conversation:
+    async def update(self, request: Update) -> Conversation:
+        r = request
         return await self._rewrite(
-            tenant, conversation_id, scope, lambda c: apply_patch(c, patch, self._clock(), expected_version)
+            r.ref, lambda c: apply_patch(c, r.patch, self._clock(), r.expected_version)
         )
 
-    async def touch_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        return await self._rewrite(tenant, conversation_id, scope, lambda c: touched(c, self._clock()))
+    async def touch(self, ref: Ref) -> Conversation:
+        return await self._rewrite(ref, lambda c: touched(c, self._clock()))
 
-    async def _rewrite(
-        self, tenant: str, cid: str, scope: Scope, change: Callable[[Conversation], Conversation]
-    ) -> Conversation:
+    async def _rewrite(self, ref: Ref, change: Callable[[Conversation], Conversation]) -> Conversation:
         """Commit `change` of the conversation's record, planned again on a lost race."""
+        (tenant, cid), scope = ref.key, ref.scope
         async with self._turn(tenant, cid):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
@@ -227,9 +205,8 @@ class RedisStore(RedisStreams):
                     return after
             raise self._lost(cid)
 
-    async def delete_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
+    async def delete(self, ref: Ref) -> Conversation:
+        (tenant, conversation_id), scope = ref.key, ref.scope
         async with self._turn(tenant, conversation_id):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
@@ -281,16 +258,8 @@ class RedisStore(RedisStreams):
 
     # -- messages ---------------------------------------------------------------------------------
 
-    async def append_messages(
-        self,
-        tenant: str,
-        conversation_id: str,
-        messages: Sequence[NewMessage],
-        *,
-        max_messages: int | None = None,
-        policy: LimitPolicy = LimitPolicy.REJECT,
-        scope: Scope = ANYONE,
-    ) -> AppendOutcome:
+    async def append(self, request: Append) -> AppendOutcome:
+        (tenant, conversation_id), scope, messages = request.ref.key, request.ref.scope, request.messages
         ids = list(dict.fromkeys(m.id for m in messages))
         async with self._turn(tenant, conversation_id):
             for attempt in range(ROUNDS):
@@ -308,7 +277,12 @@ class RedisStore(RedisStreams):
                                 conversation_id, new.id, seq, new.role, "", 0, status=TRIMMED
                             )
                     plan = plan_append(
-                        before, existing, messages, now, max_messages=max_messages, policy=policy
+                        before,
+                        existing,
+                        messages,
+                        now,
+                        max_messages=request.max_messages,
+                        policy=request.policy,
                     )
                 except ChatkeepError:
                     if recalled is None:

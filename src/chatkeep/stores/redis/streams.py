@@ -17,18 +17,16 @@ from chatkeep.domain import (
 )
 from chatkeep.errors import NotFound
 from chatkeep.models import (
-    ANYONE,
     Conversation,
     Message,
     MessagePage,
     MessageStatus,
-    Scope,
-    Usage,
 )
 from chatkeep.stores.base import Extension
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.redis.commit import ROUNDS, RedisCommits, Snapshot, WriteSet
+from chatkeep.stores.requests import Extend, Finish, Read, Ref
 
 
 class RedisStreams(RedisCommits):
@@ -49,11 +47,9 @@ class RedisStreams(RedisCommits):
             else:
                 await self._redis.zadd(self._streams_key, {member: updated})
 
-    async def _message(
-        self, tenant: str, cid: str, message_id: str, scope: Scope
-    ) -> tuple[Snapshot, Conversation, Message]:
-        snapshot = await self._read(tenant, cid, [message_id])
-        conversation = await self._live(tenant, cid, snapshot, scope)
+    async def _message(self, ref: Ref, message_id: str) -> tuple[Snapshot, Conversation, Message]:
+        snapshot = await self._read(*ref.key, [message_id])
+        conversation = await self._live(*ref.key, snapshot, ref.scope)
         message = snapshot.messages.get(message_id)
         if message is None or message.status is MessageStatus.TRIMMED:  # no longer retained
             raise errors.message_not_found(message_id)
@@ -75,24 +71,14 @@ class RedisStreams(RedisCommits):
         await self._listed(changed)
         return changed
 
-    async def extend_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        text: str,
-        *,
-        offset: int | None = None,
-        max_bytes: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Extension:
+    async def extend(self, request: Extend) -> Extension:
+        r = request
+        (tenant, conversation_id), message_id = r.ref.key, r.message_id
         async with self._turn(tenant, conversation_id):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
-                snapshot, conversation, message = await self._message(
-                    tenant, conversation_id, message_id, scope
-                )
-                at, suffix = plan_extend(message, text, offset, max_bytes)
+                snapshot, conversation, message = await self._message(r.ref, message_id)
+                at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
                 if not suffix:
                     return Extension(conversation, message, at, "")
                 now = self._clock()
@@ -103,23 +89,13 @@ class RedisStreams(RedisCommits):
                     return Extension(changed, grown, at, suffix)
             raise self._lost(conversation_id)
 
-    async def finish_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        status: MessageStatus,
-        *,
-        usage: Usage | None = None,
-        scope: Scope = ANYONE,
-    ) -> Message:
+    async def finish(self, request: Finish) -> Message:
+        (tenant, conversation_id), message_id = request.ref.key, request.message_id
         async with self._turn(tenant, conversation_id):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
-                snapshot, conversation, before = await self._message(
-                    tenant, conversation_id, message_id, scope
-                )
-                after = finished(before, status, usage)
+                snapshot, conversation, before = await self._message(request.ref, message_id)
+                after = finished(before, request.status, request.usage)
                 if after is None:
                     return before
                 if await self._replace(snapshot, conversation, before, after, self._clock()) is not None:
@@ -140,7 +116,7 @@ class RedisStreams(RedisCommits):
         for member in members:
             tenant, cid, message_id = member.split(SEP)
             try:
-                snapshot, conversation, message = await self._message(tenant, cid, message_id, ANYONE)
+                snapshot, conversation, message = await self._message(Ref(tenant, cid), message_id)
             except NotFound:  # deleted or expired: nothing to interrupt
                 await self._note_stream(tenant, cid, message_id, None)
                 continue
@@ -158,17 +134,11 @@ class RedisStreams(RedisCommits):
                 done.append((changed, interrupted))
         return done
 
-    async def read_messages(
-        self,
-        conversation: Conversation,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage:
+    async def read(self, request: Read) -> MessagePage:
+        conversation = request.conversation
         if is_expired(conversation, self._clock()):
             return MessagePage([], has_more=False)
-        seqs, more = page_bounds(conversation, before, after, limit)
+        seqs, more = page_bounds(conversation, request.before, request.after, request.limit)
         rows = await self._messages(conversation.tenant, conversation.id, seqs)
         # A message trimmed since `conversation` was read is no longer retained.
         messages = [m for m in rows if m.status is not MessageStatus.TRIMMED]

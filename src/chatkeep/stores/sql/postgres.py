@@ -17,7 +17,7 @@ returns None and the store runs its general operation, which locks the row in a 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -37,14 +37,11 @@ from chatkeep.errors import QuotaExceeded, StoreUnavailable
 from chatkeep.models import (
     AppendOutcome,
     Conversation,
-    LimitPolicy,
     Message,
-    MessageStatus,
-    NewMessage,
     Scope,
-    Usage,
 )
 from chatkeep.stores.base import Extension
+from chatkeep.stores.requests import Append, Extend, Finish
 from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
@@ -117,21 +114,14 @@ class PostgresWrites:
 
     # -- writes -----------------------------------------------------------------------------------
 
-    async def append(
-        self,
-        tenant: str,
-        cid: str,
-        new: Sequence[NewMessage],
-        now: int,
-        max_messages: int | None,
-        policy: LimitPolicy,
-        scope: Scope,
-    ) -> AppendOutcome | None:
+    async def append(self, request: Append, now: int) -> AppendOutcome | None:
+        r = request
+        (tenant, cid), new, scope = r.ref.key, r.messages, r.ref.scope
         async with self._turns.take((tenant, cid)), self._connection() as conn:
             row = await self._read(conn, READ_CONVERSATION, {"tenant": tenant, "cid": cid})
             current = checked(row, cid, now, scope)
             try:
-                plan = plan_append(current, {}, new, now, max_messages=max_messages, policy=policy)
+                plan = plan_append(current, {}, new, now, max_messages=r.max_messages, policy=r.policy)
             except QuotaExceeded:
                 return None  # perhaps only because retried messages were counted as new
             if plan.trim_below is not None:
@@ -152,20 +142,12 @@ class PostgresWrites:
             return AppendOutcome(after, plan.results)
         return None
 
-    async def extend(
-        self,
-        tenant: str,
-        cid: str,
-        message_id: str,
-        text: str,
-        offset: int | None,
-        max_bytes: int | None,
-        now: int,
-        scope: Scope,
-    ) -> Extension | None:
+    async def extend(self, request: Extend, now: int) -> Extension | None:
+        r = request
+        (tenant, cid), scope = r.ref.key, r.ref.scope
         async with self._turns.take((tenant, cid)), self._connection() as conn:
-            current, message, version = await self._read_message(conn, tenant, cid, message_id, now, scope)
-            at, suffix = plan_extend(message, text, offset, max_bytes)
+            current, message, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
+            at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
             if not suffix:
                 return Extension(current, message, at, suffix)
             message = replace(message, content=message.content + suffix)
@@ -175,19 +157,12 @@ class PostgresWrites:
             return Extension(current, message, at, suffix)
         return None
 
-    async def finish(
-        self,
-        tenant: str,
-        cid: str,
-        message_id: str,
-        status: MessageStatus,
-        usage: Usage | None,
-        now: int,
-        scope: Scope,
-    ) -> Message | None:
+    async def finish(self, request: Finish, now: int) -> Message | None:
+        r = request
+        (tenant, cid), scope = r.ref.key, r.ref.scope
         async with self._turns.take((tenant, cid)), self._connection() as conn:
-            current, before, version = await self._read_message(conn, tenant, cid, message_id, now, scope)
-            after = finished(before, status, usage)
+            current, before, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
+            after = finished(before, r.status, r.usage)
             if after is None:
                 return before
             conversation = after_finish(current, before, after, now)

@@ -26,27 +26,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatkeep.errors import ChatkeepError, ConfigError, StoreUnavailable
 from chatkeep.models import (
-    ANYONE,
     AppendOutcome,
     Conversation,
     ConversationPage,
-    ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
-    LimitPolicy,
     Message,
     MessagePage,
-    MessageStatus,
-    NewMessage,
-    Scope,
     SearchPage,
     SearchQuery,
     Tenant,
-    Usage,
     is_id,
     now_ms,
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
+from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
 from chatkeep.stores.sql import engine, message_ops, ops, transfer
 from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
@@ -209,26 +203,15 @@ class SqlStore(Store, TenantStore):
 
     # -- conversations ----------------------------------------------------------------------------
 
-    async def create_conversation(
-        self,
-        conversation: Conversation,
-        *,
-        max_per_tenant: int | None = None,
-        max_per_user: int | None = None,
-    ) -> Conversation:
+    async def create(self, request: Create) -> Conversation:
+        c, now = request.conversation, self._clock()
         return await self._run(
-            lambda conn: ops.create_conversation(
-                conn, conversation, self._clock(), max_per_tenant, max_per_user
-            ),
+            lambda conn: ops.create_conversation(conn, c, now, request.max_per_tenant, request.max_per_user),
             write=True,
         )
 
-    async def get_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
-        return await self._run(
-            lambda conn: ops.load(conn, tenant, conversation_id, self._clock(), scope=scope)
-        )
+    async def get(self, ref: Ref) -> Conversation:
+        return await self._run(lambda conn: ops.load(conn, *ref.key, self._clock(), scope=ref.scope))
 
     async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
         return await self._run(lambda conn: ops.list_conversations(conn, query, self._clock()))
@@ -236,28 +219,16 @@ class SqlStore(Store, TenantStore):
     async def count_conversations(self, tenant: str, user: str | None = None) -> int:
         return await self._run(lambda conn: ops.count(conn, tenant, user, self._clock()))
 
-    async def update_conversation(
-        self,
-        tenant: str,
-        conversation_id: str,
-        patch: ConversationPatch,
-        *,
-        expected_version: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Conversation:
+    async def update(self, request: Update) -> Conversation:
+        ref, patch, expected = request.ref, request.patch, request.expected_version
         return await self._run(
-            lambda conn: ops.update_conversation(
-                conn, tenant, conversation_id, patch, expected_version, self._clock(), scope
-            ),
+            lambda conn: ops.update_conversation(conn, *ref.key, patch, expected, self._clock(), ref.scope),
             write=True,
         )
 
-    async def touch_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
+    async def touch(self, ref: Ref) -> Conversation:
         return await self._run(
-            lambda conn: ops.touch_conversation(conn, tenant, conversation_id, self._clock(), scope),
-            write=True,
+            lambda conn: ops.touch_conversation(conn, *ref.key, self._clock(), ref.scope), write=True
         )
 
     async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
@@ -265,85 +236,48 @@ class SqlStore(Store, TenantStore):
             lambda conn: ops.sweep_expired(conn, self._clock(), limit, keep_ms), write=True
         )
 
-    async def delete_conversation(
-        self, tenant: str, conversation_id: str, scope: Scope = ANYONE
-    ) -> Conversation:
+    async def delete(self, ref: Ref) -> Conversation:
         return await self._run(
-            lambda conn: ops.delete_conversation(conn, tenant, conversation_id, self._clock(), scope),
-            write=True,
+            lambda conn: ops.delete_conversation(conn, *ref.key, self._clock(), ref.scope), write=True
         )
 
     # -- messages ---------------------------------------------------------------------------------
 
-    async def append_messages(
-        self,
-        tenant: str,
-        conversation_id: str,
-        messages: Sequence[NewMessage],
-        *,
-        max_messages: int | None = None,
-        policy: LimitPolicy = LimitPolicy.REJECT,
-        scope: Scope = ANYONE,
-    ) -> AppendOutcome:
+    async def append(self, request: Append) -> AppendOutcome:
+        r = request
         if self._writes is not None:
-            now = self._clock()
-            done = await self._writes.append(
-                tenant, conversation_id, messages, now, max_messages, policy, scope
-            )
+            done = await self._writes.append(r, self._clock())
             if done is not None:
                 return done
         return await self._run(
             lambda conn: message_ops.append_messages(
-                conn, tenant, conversation_id, messages, self._clock(), max_messages, policy, scope
+                conn, *r.ref.key, r.messages, self._clock(), r.max_messages, r.policy, r.ref.scope
             ),
             write=True,
         )
 
-    async def extend_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        text: str,
-        *,
-        offset: int | None = None,
-        max_bytes: int | None = None,
-        scope: Scope = ANYONE,
-    ) -> Extension:
+    async def extend(self, request: Extend) -> Extension:
+        r = request
         if self._writes is not None:
-            now = self._clock()
-            extended = await self._writes.extend(
-                tenant, conversation_id, message_id, text, offset, max_bytes, now, scope
-            )
+            extended = await self._writes.extend(r, self._clock())
             if extended is not None:
                 return extended
         return await self._run(
             lambda conn: message_ops.extend_message(
-                conn, tenant, conversation_id, message_id, text, offset, max_bytes, self._clock(), scope
+                conn, *r.ref.key, r.message_id, r.text, r.offset, r.max_bytes, self._clock(), r.ref.scope
             ),
             write=True,
         )
 
-    async def finish_message(
-        self,
-        tenant: str,
-        conversation_id: str,
-        message_id: str,
-        status: MessageStatus,
-        *,
-        usage: Usage | None = None,
-        scope: Scope = ANYONE,
-    ) -> Message:
+    async def finish(self, request: Finish) -> Message:
+        r = request
         if self._writes is not None:
-            now = self._clock()
-            finished_message = await self._writes.finish(
-                tenant, conversation_id, message_id, status, usage, now, scope
-            )
-            if finished_message is not None:
-                return finished_message
+            finished = await self._writes.finish(r, self._clock())
+            if finished is not None:
+                return finished
         return await self._run(
             lambda conn: message_ops.finish_message(
-                conn, tenant, conversation_id, message_id, status, usage, self._clock(), scope
+                conn, *r.ref.key, r.message_id, r.status, r.usage, self._clock(), r.ref.scope
             ),
             write=True,
         )
@@ -355,17 +289,10 @@ class SqlStore(Store, TenantStore):
             lambda conn: message_ops.interrupt_stale_streams(conn, self._clock(), idle_ms, limit), write=True
         )
 
-    async def read_messages(
-        self,
-        conversation: Conversation,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage:
-        now = self._clock()
+    async def read(self, request: Read) -> MessagePage:
+        r, now = request, self._clock()
         return await self._run(
-            lambda conn: message_ops.read_messages(conn, conversation, before, after, limit, now)
+            lambda conn: message_ops.read_messages(conn, r.conversation, r.before, r.after, r.limit, now)
         )
 
     async def search(self, query: SearchQuery) -> SearchPage:
