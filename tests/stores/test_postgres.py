@@ -1,17 +1,22 @@
-"""What only the PostgreSQL store does: schemas, concurrent migrations, and losing the server."""
+"""What only the PostgreSQL store does: schemas, concurrent migrations, losing the server, and writes
+that race for one conversation."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatkeep.errors import StoreUnavailable
+from chatkeep.models import Conversation, MessageStatus, Mode, NewMessage, Role, Usage
 from chatkeep.stores import open_store
 from chatkeep.stores.sql import SqlStore
 from tests import services
-from tests.conftest import drop_schema
+from tests.conftest import drop_schema, open_backend
 
 
 async def test_many_instances_migrating_at_once_create_the_schema_once() -> None:
@@ -54,3 +59,69 @@ async def test_an_unreachable_server_is_store_unavailable_with_the_password_hidd
         assert "s3cret" not in str(exc) and "***" in str(exc)
     finally:
         await store.close()
+
+
+def _conversation(cid: str) -> Conversation:
+    return Conversation(tenant="t1", id=cid, workspace="w", user="u", mode=Mode.DURABLE, title="race")
+
+
+async def test_racing_appends_deltas_and_a_finish_on_one_conversation_lose_nothing(tmp_path: Path) -> None:
+    # Two instances on one database: the writes of each take turns, but those of the other race
+    # them for the conversation row. A write finding the row changed writes nothing and runs again
+    # the locked way. Nothing may be lost or counted twice either way.
+    async for one in open_backend("postgres", str(tmp_path)):
+        assert isinstance(one, SqlStore)
+        other = open_store(one.url)
+        await other.connect()
+        try:
+            await one.create_conversation(_conversation("c"))
+            reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
+            await one.append_messages("t1", "c", [reply])
+            stores = (one, other)
+            writes = [stores[i % 2].extend_message("t1", "c", "r", f"<{i}>") for i in range(20)]
+            writes += [
+                stores[i % 2].append_messages(
+                    "t1", "c", [NewMessage(id=f"m{i}", role=Role.USER, content=f"m{i}", usage=Usage(1, 2))]
+                )
+                for i in range(20)
+            ]
+            await asyncio.gather(*writes)
+            done = await other.finish_message("t1", "c", "r", MessageStatus.COMPLETE, usage=Usage(100, 200))
+            conversation = await one.get_conversation("t1", "c")
+            page = await one.read_messages(conversation, limit=100)
+        finally:
+            await other.close()
+        assert sorted(done.content.replace(">", "> ").split()) == sorted(f"<{i}>" for i in range(20))
+        assert [m.seq for m in page.messages] == list(range(1, 22))
+        assert sorted(m.id for m in page.messages[1:]) == sorted(f"m{i}" for i in range(20))
+        assert (conversation.last_seq, conversation.message_count) == (21, 21)
+        assert conversation.usage == Usage(20 + 100, 40 + 200)
+
+
+async def test_a_write_after_the_server_ended_a_pooled_connection_succeeds(tmp_path: Path) -> None:
+    async for store in open_backend("postgres", str(tmp_path)):
+        assert isinstance(store, SqlStore)
+        await store.create_conversation(_conversation("c"))
+        await store.append_messages("t1", "c", [NewMessage(id="m1", role=Role.USER, content="one")])
+        pids = [pid async for pid in _write_pool_pids(store)]
+        engine = create_async_engine(
+            services.POSTGRES_URL.replace("postgresql://", "postgresql+asyncpg://", 1)
+        )
+        async with engine.connect() as conn:
+            for pid in pids:
+                await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await engine.dispose()
+        outcome = await store.append_messages("t1", "c", [NewMessage(id="m2", role=Role.USER, content="two")])
+        assert [r.message.seq for r in outcome.results] == [2]
+        outcome = await store.append_messages(
+            "t1", "c", [NewMessage(id="m3", role=Role.USER, content="three")]
+        )
+        assert [r.message.seq for r in outcome.results] == [3]
+
+
+async def _write_pool_pids(store: SqlStore) -> AsyncIterator[int]:
+    """The server processes of the connections the store's hot writes use."""
+    assert store._writes is not None and store._writes._pool is not None
+    pool = store._writes._pool
+    async with pool.acquire() as conn:
+        yield await conn.fetchval("SELECT pg_backend_pid()")

@@ -17,6 +17,8 @@ from chatkeep.stores.url import StoreURL
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+POSTGRES_POOL_SIZE = 10
+POSTGRES_MAX_OVERFLOW = 10
 
 
 def sqlite_engines(store_url: StoreURL) -> tuple[sa.Engine, sa.Engine, int]:
@@ -45,10 +47,17 @@ def postgres_engine(store_url: StoreURL, schema: str | None) -> AsyncEngine:
     # StoreUnavailable, SQLAlchemy discards the pool's stale connections, and reads retry once.
     return create_async_engine(
         url,
-        pool_size=store_url.int_option("pool_size", 10),
-        max_overflow=store_url.int_option("max_overflow", 10),
+        pool_size=store_url.int_option("pool_size", POSTGRES_POOL_SIZE),
+        max_overflow=store_url.int_option("max_overflow", POSTGRES_MAX_OVERFLOW),
         pool_recycle=1800,
         connect_args=connect_args,
+    )
+
+
+def postgres_connections(store_url: StoreURL) -> int:
+    """The most connections the PostgreSQL engine holds at once."""
+    return store_url.int_option("pool_size", POSTGRES_POOL_SIZE) + store_url.int_option(
+        "max_overflow", POSTGRES_MAX_OVERFLOW
     )
 
 

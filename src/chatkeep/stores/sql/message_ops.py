@@ -82,7 +82,7 @@ def append_messages(
         # Some ids were stored before (retries): look them up and plan again. The lookup is the
         # only query here whose cost depends on the planner, and it runs only for retries.
         rows = conn.execute(FIND_MESSAGES_BY_ID, {**key, "ids": sorted({n.id for n in new})})
-        existing = {row.id: message_of(row) for row in rows}
+        existing = {row.id: message_of(row._mapping) for row in rows}
         plan = plan_append(current, existing, new, now, max_messages=max_messages, policy=policy)
         if plan.inserts:
             conn.execute(INSERT_MESSAGE, [message_values(tenant, message) for message in plan.inserts])
@@ -153,7 +153,7 @@ def _load_message(conn: sa.Connection, conversation: Conversation, message_id: s
     ).first()
     if row is None or row.seq < conversation.first_seq:
         raise errors.message_not_found(message_id)
-    return message_of(row)
+    return message_of(row._mapping)
 
 
 def _save_message(conn: sa.Connection, tenant: str, message: Message, now: int) -> None:
@@ -274,7 +274,7 @@ def read_messages(
         stmt = AFTER_PAGE if before is None else RANGE_PAGE
     else:
         stmt = LATEST_PAGE if before is None else BEFORE_PAGE
-    found = [message_of(row) for row in conn.execute(stmt, params)]
+    found = [message_of(row._mapping) for row in conn.execute(stmt, params)]
     page = found[:limit]
     if after is None:
         page.reverse()

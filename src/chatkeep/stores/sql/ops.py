@@ -32,6 +32,7 @@ from chatkeep.models import (
     cursor_of,
 )
 from chatkeep.stores.sql.rows import (
+    Columns,
     conversation_of,
     conversation_values,
     tenant_of,
@@ -85,7 +86,12 @@ def load(
     row = conn.execute(
         LOCK_CONVERSATION if for_update else GET_CONVERSATION, {"tenant": tenant, "cid": cid}
     ).first()
-    if row is None or not scope.admits(row.user_id, row.workspace):
+    return checked(None if row is None else row._mapping, cid, now, scope)
+
+
+def checked(row: Columns | None, cid: str, now: int, scope: Scope) -> Conversation:
+    """The conversation a row holds, when it is live and within `scope`; NotFound / Expired otherwise."""
+    if row is None or not scope.admits(row["user_id"], row["workspace"]):
         raise errors.conversation_not_found(cid)
     conversation = conversation_of(row)
     if is_expired(conversation, now):
@@ -169,7 +175,7 @@ def list_conversations(conn: sa.Connection, query: ConversationQuery, now: int) 
             < sa.tuple_(sa.literal(a.pinned), sa.literal(a.last_activity_at), sa.literal(a.id))
         )
     stmt = stmt.order_by(c.pinned.desc(), c.last_activity_at.desc(), c.id.desc()).limit(query.limit + 1)
-    items = [conversation_of(row) for row in conn.execute(stmt)]
+    items = [conversation_of(row._mapping) for row in conn.execute(stmt)]
     more = len(items) > query.limit
     items = items[: query.limit]
     return ConversationPage(items, cursor_of(items[-1]) if more and items else None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -19,6 +19,13 @@ from chatkeep.models import (
     TenantSettings,
     Usage,
 )
+
+
+class Columns(Protocol):
+    """A row's columns by name: an SQLAlchemy `Row._mapping`, an asyncpg `Record`."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
+
 
 # -- rows <-> models --------------------------------------------------------------------------------
 
@@ -49,27 +56,28 @@ def tenant_values(tenant: Tenant) -> dict[str, Any]:
     }
 
 
-def conversation_of(row: sa.Row[Any]) -> Conversation:
+def conversation_of(row: Columns) -> Conversation:
+    """A conversation from its row's columns (an SQLAlchemy `Row._mapping` or an asyncpg `Record`)."""
     return Conversation(
-        tenant=row.tenant_id,
-        id=row.id,
-        workspace=row.workspace,
-        user=row.user_id,
-        mode=Mode(row.mode),
-        title=row.title,
-        created_at=row.created_at,
-        last_activity_at=row.last_activity_at,
-        starred=bool(row.starred),
-        pinned=bool(row.pinned),
-        archived=bool(row.archived),
-        tags=tuple(row.tags),
-        message_count=row.message_count,
-        last_seq=row.last_seq,
-        preview=row.preview,
-        usage=Usage(row.input_tokens, row.output_tokens),
-        version=row.version,
-        ttl_ms=row.ttl_ms,
-        expires_at=row.expires_at,
+        tenant=row["tenant_id"],
+        id=row["id"],
+        workspace=row["workspace"],
+        user=row["user_id"],
+        mode=Mode(row["mode"]),
+        title=row["title"],
+        created_at=row["created_at"],
+        last_activity_at=row["last_activity_at"],
+        starred=bool(row["starred"]),
+        pinned=bool(row["pinned"]),
+        archived=bool(row["archived"]),
+        tags=tuple(row["tags"]),
+        message_count=row["message_count"],
+        last_seq=row["last_seq"],
+        preview=row["preview"],
+        usage=Usage(row["input_tokens"], row["output_tokens"]),
+        version=row["version"],
+        ttl_ms=row["ttl_ms"],
+        expires_at=row["expires_at"],
     )
 
 
@@ -100,18 +108,18 @@ def conversation_values(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def message_of(row: sa.Row[Any]) -> Message:
+def message_of(row: Columns) -> Message:
     return Message(
-        conversation_id=row.conversation_id,
-        id=row.id,
-        seq=row.seq,
-        role=Role(row.role),
-        content=row.content,
-        created_at=row.created_at,
-        parts=row.parts,
-        metadata=row._mapping["metadata"],
-        usage=Usage(row.input_tokens, row.output_tokens),
-        status=MessageStatus(row.status),
+        conversation_id=row["conversation_id"],
+        id=row["id"],
+        seq=row["seq"],
+        role=Role(row["role"]),
+        content=row["content"],
+        created_at=row["created_at"],
+        parts=row["parts"],
+        metadata=row["metadata"],
+        usage=Usage(row["input_tokens"], row["output_tokens"]),
+        status=MessageStatus(row["status"]),
     )
 
 

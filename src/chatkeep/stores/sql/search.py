@@ -1,5 +1,6 @@
 """Full-text search over one SQLAlchemy connection: SQLite through the FTS5 tables, PostgreSQL
-through GIN-indexed `tsvector` columns (both made by migration 0005).
+through GIN-indexed `tsvector` columns (both made by migration 0005; a streaming message's vector
+is stored once it finishes, 0006).
 
 The index finds the candidate texts (every one holding all the terms as words, and possibly a few
 more); `chatkeep.domain.search` then decides each hit, its score and its snippet from the stored
@@ -20,8 +21,16 @@ from chatkeep.stores.sql.schema import conversations, messages
 
 MAX_CANDIDATES = 1_000
 ROLES = {role.value: role for role in Role}  # a dict is much faster than Role(value)
-# The generated, GIN-indexed `search_vector` column of migration 0005.
+# The generated, GIN-indexed `search_vector` column of migrations 0005 and 0006.
 POSTGRES_MATCH = "{table}.search_vector @@ plainto_tsquery('simple'::regconfig, :terms)"
+# A streaming message has no stored vector yet (0006): its vector is computed as it is read, by
+# the expression the column holds once it finishes. Streaming messages are few, and the partial
+# index ix_messages_streaming finds them.
+POSTGRES_STREAMING_MATCH = (
+    "messages.status = 'streaming' AND to_tsvector('simple'::regconfig, "
+    r"regexp_replace(left(messages.content, 65536), '(\W|_)+', ' ', 'g'))"
+    " @@ plainto_tsquery('simple'::regconfig, :terms)"
+)
 
 # What migration 0005 adds beyond the tables of `schema.py` (SQLAlchemy cannot declare them): the
 # FTS5 tables with their shadow tables on SQLite; on PostgreSQL the vector columns, their GIN indexes
@@ -60,7 +69,12 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
         titles = titles.where(sa.text(POSTGRES_MATCH.format(table="conversations")).bindparams(terms))
         titles = titles.order_by(c.last_activity_at.desc(), c.id)
         found = found.select_from(messages.join(conversations, ON_CONVERSATION))
-        found = found.where(sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms))
+        found = found.where(
+            sa.or_(
+                sa.text(POSTGRES_MATCH.format(table="messages")).bindparams(terms),
+                sa.text(POSTGRES_STREAMING_MATCH).bindparams(terms),
+            )
+        )
         found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
     else:
         # The FTS table drives the join and yields rowids newest first, so the limit stops it early.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from chatkeep.models import (
     MessageStatus,
@@ -53,3 +54,95 @@ RANGE_PAGE = (
     .limit(sa.bindparam("n"))
 )
 GET_MESSAGE = sa.select(messages).where(MESSAGES_KEY, m.id == sa.bindparam("mid")).with_for_update()
+
+# -- PostgreSQL's hot path (`postgres.py` runs these, compiled once, on asyncpg) -----------------------
+# A row's xmin names the transaction that wrote its current version: a write conditional on it
+# applies only if nothing changed the row since it was read. Every write that changes a message
+# also updates its conversation row, so the conversation's xmin stands for its messages too.
+ROW_VERSION: sa.ColumnClause[int] = sa.literal_column("conversations.xmin")
+READ_CONVERSATION = sa.select(conversations, ROW_VERSION.label("row_version")).where(CONVERSATION_KEY)
+MESSAGE_FIELDS = tuple(
+    "seq id role content parts metadata input_tokens output_tokens created_at status".split()
+)
+READ_CONVERSATION_AND_MESSAGE = (
+    sa.select(
+        conversations,
+        ROW_VERSION.label("row_version"),
+        *(m[name].label(f"message_{name}") for name in MESSAGE_FIELDS),
+    )
+    .select_from(
+        conversations.outerjoin(
+            messages,
+            sa.and_(m.tenant_id == c.tenant_id, m.conversation_id == c.id, m.id == sa.bindparam("mid")),
+        )
+    )
+    .where(CONVERSATION_KEY)
+)
+_COUNTED = (
+    sa.update(conversations)
+    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
+    .values(
+        last_seq=sa.bindparam("last_seq"),
+        message_count=sa.bindparam("message_count"),
+        last_activity_at=sa.bindparam("last_activity_at"),
+        preview=sa.bindparam("preview"),
+        input_tokens=sa.bindparam("input_tokens"),
+        output_tokens=sa.bindparam("output_tokens"),
+        expires_at=sa.bindparam("expires_at"),
+    )
+    .returning(c.tenant_id, c.id)
+    .cte("counted")
+)
+JSON_FIELDS = {"parts", "metadata"}
+# One array a field, one element a message: one statement whatever the batch size. JSON goes as
+# text (an array of JSON lists would read as a deeper array) and is cast back.
+_NEW = (
+    sa.func.unnest(
+        *(
+            sa.bindparam(f"new_{name}", type_=ARRAY(sa.Text if name in JSON_FIELDS else m[name].type))
+            for name in MESSAGE_FIELDS
+        )
+    )
+    .table_valued(*MESSAGE_FIELDS)
+    .render_derived()
+)
+_NEW_VALUES = [sa.cast(_NEW.c[n], JSONB) if n in JSON_FIELDS else _NEW.c[n] for n in MESSAGE_FIELDS]
+# The conversation's new counters and its new messages, written only if the row is as it was read.
+APPEND_IF_UNCHANGED = (
+    sa.insert(messages)
+    .from_select(
+        ["tenant_id", "conversation_id", *MESSAGE_FIELDS, "updated_at"],
+        sa.select(_COUNTED.c.tenant_id, _COUNTED.c.id, *_NEW_VALUES, _NEW.c.created_at)
+        .select_from(_COUNTED)
+        .join(_NEW, sa.true()),
+    )
+    .returning(m.seq)
+)
+_ACTIVE = (
+    sa.update(conversations)
+    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
+    .values(
+        last_activity_at=sa.bindparam("last_activity_at"),
+        expires_at=sa.bindparam("expires_at"),
+        preview=sa.bindparam("preview"),
+        input_tokens=sa.bindparam("input_tokens"),
+        output_tokens=sa.bindparam("output_tokens"),
+    )
+    .returning(c.tenant_id, c.id)
+    .cte("active")
+)
+# A streaming message and its conversation's activity, written only if the row is as it was read.
+SAVE_MESSAGE_IF_UNCHANGED = (
+    sa.update(messages)
+    .where(
+        m.tenant_id == _ACTIVE.c.tenant_id, m.conversation_id == _ACTIVE.c.id, m.seq == sa.bindparam("seq")
+    )
+    .values(
+        content=sa.bindparam("content"),
+        status=sa.bindparam("status"),
+        input_tokens=sa.bindparam("message_input_tokens"),
+        output_tokens=sa.bindparam("message_output_tokens"),
+        updated_at=sa.bindparam("now"),
+    )
+    .returning(m.seq)
+)

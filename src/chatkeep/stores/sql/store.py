@@ -9,7 +9,8 @@ such a function runs:
   reads go through a small pool of WAL readers in autocommit.
 - PostgreSQL: on the event loop through asyncpg, via `AsyncConnection.run_sync`. Writes run in READ
   COMMITTED transactions (appends lock their conversation row); reads run in autocommit, so a read
-  is one round trip.
+  is one round trip. Appends, deltas and finishes first try `PostgresWrites` (`postgres.py`): two
+  round trips on asyncpg and no lock held between them; what it leaves runs as above.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,6 +46,9 @@ from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
 
+if TYPE_CHECKING:
+    from chatkeep.stores.sql.postgres import PostgresWrites
+
 T = TypeVar("T")
 Operation = Callable[[sa.Connection], T]
 
@@ -59,7 +63,8 @@ class SqlStore(Store, TenantStore):
     URLs: `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`,
     `postgresql://user:pass@host:5432/db`. Options as query parameters: `pool_size` (both),
     `synchronous` (SQLite: FULL by default, so an acknowledged write is on disk), `schema`
-    (PostgreSQL: tables live in this schema, created by `migrate`), `max_overflow` (PostgreSQL).
+    (PostgreSQL: tables live in this schema, created by `migrate`), `max_overflow` (PostgreSQL;
+    appends, deltas and finishes have a pool of their own of up to `pool_size + max_overflow`).
     """
 
     def __init__(self, url: StoreURL | str, *, clock: Callable[[], int] = now_ms) -> None:
@@ -82,6 +87,7 @@ class SqlStore(Store, TenantStore):
         # PostgreSQL
         self._engine: AsyncEngine | None = None
         self._read_engine: AsyncEngine | None = None
+        self._writes: PostgresWrites | None = None  # appends, deltas and finishes
 
     def __repr__(self) -> str:
         return f"SqlStore({self.url.redacted!r})"
@@ -93,6 +99,10 @@ class SqlStore(Store, TenantStore):
             self._open_sqlite()
         elif self.dialect == "postgresql" and self._engine is None:
             self._open_postgres()
+            from chatkeep.stores.sql.postgres import PostgresWrites  # needs asyncpg
+
+            self._writes = PostgresWrites(self.url, self.schema)
+            await self._writes.open()
         await self.ping()
 
     def _open_sqlite(self) -> None:
@@ -113,11 +123,14 @@ class SqlStore(Store, TenantStore):
         for sync_engine in (self._readers, self._writer):
             if sync_engine is not None:
                 sync_engine.dispose()
+        if self._writes is not None:
+            await self._writes.close()
         if self._engine is not None:
             await self._engine.dispose()
         self._readers = self._writer = self._engine = self._read_engine = None
         self._read_threads = None
         self._write_queue = None
+        self._writes = None
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
@@ -232,6 +245,10 @@ class SqlStore(Store, TenantStore):
 
     async def append(self, request: Append) -> AppendOutcome:
         r = request
+        if self._writes is not None:
+            done = await self._writes.append(r, self._clock())
+            if done is not None:
+                return done
         return await self._run(
             lambda conn: message_ops.append_messages(
                 conn, *r.ref.key, r.messages, self._clock(), r.max_messages, r.policy, r.ref.scope
@@ -241,6 +258,10 @@ class SqlStore(Store, TenantStore):
 
     async def extend(self, request: Extend) -> Extension:
         r = request
+        if self._writes is not None:
+            extended = await self._writes.extend(r, self._clock())
+            if extended is not None:
+                return extended
         return await self._run(
             lambda conn: message_ops.extend_message(
                 conn, *r.ref.key, r.message_id, r.text, r.offset, r.max_bytes, self._clock(), r.ref.scope
@@ -250,6 +271,10 @@ class SqlStore(Store, TenantStore):
 
     async def finish(self, request: Finish) -> Message:
         r = request
+        if self._writes is not None:
+            finished = await self._writes.finish(r, self._clock())
+            if finished is not None:
+                return finished
         return await self._run(
             lambda conn: message_ops.finish_message(
                 conn, *r.ref.key, r.message_id, r.status, r.usage, self._clock(), r.ref.scope

@@ -68,5 +68,5 @@ def _compare(
         "after": stored.first_seq - 1,
         "n": stored.message_count,
     }
-    held = [message_of(row) for row in conn.execute(AFTER_PAGE, params)]
+    held = [message_of(row._mapping) for row in conn.execute(AFTER_PAGE, params)]
     return check_reimport(stored, held, conversation, messages)

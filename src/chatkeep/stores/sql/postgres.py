@@ -1,0 +1,286 @@
+"""PostgreSQL's hot writes (append, a streaming delta, a finish) straight on asyncpg.
+
+Each write is two round trips and no transaction block: one statement reads the conversation (and
+the message a delta or finish names) with the row's version, the domain plans the write from it,
+and one statement writes the plan only if the conversation row is still that version (statements
+in `statements.py`, compiled here once to SQL text and prepared once a connection). A single
+statement is atomic and, committed, durable. Nothing is locked between the two round trips, and a
+write that finds the row changed writes nothing; writes to one conversation take turns in this
+process (`turns.py`), so they do not race each other; writes to different ones never wait.
+
+Whenever the quick way does not apply (the row changed meanwhile, a message id is already stored,
+a trim, a limit that might only be reached because retried messages were counted as new), a write
+returns None and the store runs its general operation, which locks the row in a transaction (see
+`message_ops`). The rules stay in `chatkeep.domain`: this module only loads, plans and writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+from chatkeep.domain import (
+    after_extend,
+    after_finish,
+    errors,
+    finished,
+    plan_append,
+    plan_extend,
+)
+from chatkeep.errors import QuotaExceeded, StoreUnavailable
+from chatkeep.models import (
+    AppendOutcome,
+    Conversation,
+    Message,
+    Scope,
+)
+from chatkeep.stores.base import Extension
+from chatkeep.stores.requests import Append, Extend, Finish
+from chatkeep.stores.sql import statements
+from chatkeep.stores.sql.engine import postgres_connections
+from chatkeep.stores.sql.ops import checked
+from chatkeep.stores.sql.rows import message_of
+from chatkeep.stores.sql.turns import Turns
+from chatkeep.stores.url import StoreURL
+
+# A connection lost, refused or shut down: the database is unavailable. Other PostgreSQL errors
+# (a message id already stored, say) leave the write to the general operation.
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+    TimeoutError,
+)
+
+
+class Compiled:
+    """A statement as SQL text with positional parameters, and the order of its parameter names."""
+
+    def __init__(self, statement: sa.ClauseElement) -> None:
+        compiled = statement.compile(dialect=asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] = tuple(getattr(compiled, "positiontup", None) or ())
+
+    def args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
+
+
+READ_CONVERSATION = Compiled(statements.READ_CONVERSATION)
+READ_CONVERSATION_AND_MESSAGE = Compiled(statements.READ_CONVERSATION_AND_MESSAGE)
+APPEND_IF_UNCHANGED = Compiled(statements.APPEND_IF_UNCHANGED)
+SAVE_MESSAGE_IF_UNCHANGED = Compiled(statements.SAVE_MESSAGE_IF_UNCHANGED)
+
+
+class GiveWay(Exception):
+    """This write is for the general operation (`PostgresWrites` returns None)."""
+
+
+class PostgresWrites:
+    """The hot writes of one SqlStore, on a pool of asyncpg connections of its own: up to the
+    store URL's `pool_size + max_overflow` (20 by default), opened as writes need them."""
+
+    def __init__(self, url: StoreURL, schema: str | None) -> None:
+        self._dsn = sa.make_url(url.without_options()).set(drivername="postgresql")
+        self._max = postgres_connections(url)
+        self._server_settings = {"search_path": schema} if schema else {}
+        self._redacted = url.redacted
+        self._pool: asyncpg.Pool | None = None
+        self._turns = Turns()
+
+    async def open(self) -> None:
+        # No connection is made until the first write (min_size=0): opening cannot fail.
+        self._pool = await asyncpg.create_pool(
+            self._dsn.render_as_string(hide_password=False),
+            min_size=0,
+            max_size=self._max,
+            max_inactive_connection_lifetime=300,
+            timeout=10,
+            server_settings=self._server_settings,
+            init=_json_codecs,
+            reset=_keep,
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    async def append(self, request: Append, now: int) -> AppendOutcome | None:
+        r = request
+        (tenant, cid), new, scope = r.ref.key, r.messages, r.ref.scope
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
+            row = await self._read(conn, READ_CONVERSATION, {"tenant": tenant, "cid": cid})
+            current = checked(row, cid, now, scope)
+            try:
+                plan = plan_append(current, {}, new, now, max_messages=r.max_messages, policy=r.policy)
+            except QuotaExceeded:
+                return None  # perhaps only because retried messages were counted as new
+            if plan.trim_below is not None:
+                return None
+            if not plan.inserts:
+                return AppendOutcome(plan.conversation, plan.results)
+            after = plan.conversation
+            params = {
+                **_counters(after, tenant, row["row_version"]),
+                "last_seq": after.last_seq,
+                "message_count": after.message_count,
+            }
+            for name in statements.MESSAGE_FIELDS:
+                params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
+            written = await self._write(conn, APPEND_IF_UNCHANGED, params)
+            if len(written) != len(plan.inserts):
+                return None
+            return AppendOutcome(after, plan.results)
+        return None
+
+    async def extend(self, request: Extend, now: int) -> Extension | None:
+        r = request
+        (tenant, cid), scope = r.ref.key, r.ref.scope
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
+            current, message, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
+            at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
+            if not suffix:
+                return Extension(current, message, at, suffix)
+            message = replace(message, content=message.content + suffix)
+            current = after_extend(current, message, now)
+            if not await self._save(conn, tenant, current, message, version, now):
+                return None
+            return Extension(current, message, at, suffix)
+        return None
+
+    async def finish(self, request: Finish, now: int) -> Message | None:
+        r = request
+        (tenant, cid), scope = r.ref.key, r.ref.scope
+        async with self._turns.take((tenant, cid)), self._connection() as conn:
+            current, before, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
+            after = finished(before, r.status, r.usage)
+            if after is None:
+                return before
+            conversation = after_finish(current, before, after, now)
+            if not await self._save(conn, tenant, conversation, after, version, now):
+                return None
+            return after
+        return None
+
+    # -- steps ------------------------------------------------------------------------------------
+
+    async def _read_message(
+        self, conn: Any, tenant: str, cid: str, message_id: str, now: int, scope: Scope
+    ) -> tuple[Conversation, Message, int]:
+        params = {"tenant": tenant, "cid": cid, "mid": message_id}
+        row = await self._read(conn, READ_CONVERSATION_AND_MESSAGE, params)
+        current = checked(row, cid, now, scope)
+        if row["message_seq"] is None or row["message_seq"] < current.first_seq:
+            raise errors.message_not_found(message_id)
+        message = message_of(
+            {
+                "conversation_id": cid,
+                **{name: row[f"message_{name}"] for name in statements.MESSAGE_FIELDS},
+            }
+        )
+        return current, message, row["row_version"]
+
+    async def _save(
+        self, conn: Any, tenant: str, conversation: Conversation, message: Message, version: int, now: int
+    ) -> bool:
+        params = {
+            **_counters(conversation, tenant, version),
+            "seq": message.seq,
+            "content": message.content,
+            "status": message.status.value,
+            "message_input_tokens": message.usage.input_tokens,
+            "message_output_tokens": message.usage.output_tokens,
+            "now": now,
+        }
+        return bool(await self._write(conn, SAVE_MESSAGE_IF_UNCHANGED, params))
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            raise StoreUnavailable(f"{self._redacted} is not connected")
+        return _Acquired(self._pool, self._redacted)
+
+    async def _read(self, conn: Any, statement: Compiled, params: Mapping[str, Any]) -> Any:
+        """The row, or None when there is none."""
+        try:
+            return await conn.fetchrow(statement.sql, *statement.args(params))
+        except (asyncpg.PostgresError, *UNAVAILABLE) as exc:
+            # A connection gone stale, say: the general operation retries reads once.
+            raise GiveWay from exc
+
+    async def _write(self, conn: Any, statement: Compiled, params: Mapping[str, Any]) -> list[Any]:
+        """The rows written; GiveWay when PostgreSQL refused the statement (nothing was written)."""
+        try:
+            rows: list[Any] = await conn.fetch(statement.sql, *statement.args(params))
+        except UNAVAILABLE as exc:
+            # Perhaps committed, perhaps not: as with any write whose answer was lost.
+            raise StoreUnavailable(f"{self._redacted} is unavailable ({type(exc).__name__})") from exc
+        except asyncpg.PostgresError as exc:
+            raise GiveWay from exc
+        return rows
+
+
+class _Acquired:
+    """A pooled connection for one write; failing to get one is StoreUnavailable. A GiveWay
+    raised inside ends the block quietly."""
+
+    def __init__(self, pool: asyncpg.Pool, redacted: str) -> None:
+        self._pool = pool
+        self._redacted = redacted
+        self._conn: Any = None
+
+    async def __aenter__(self) -> Any:
+        try:
+            self._conn = await self._pool.acquire()
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"{self._redacted} is unavailable ({type(exc).__name__})") from exc
+        return self._conn
+
+    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        await self._pool.release(self._conn)
+        return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
+
+
+def _counters(conversation: Conversation, tenant: str, version: int) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "cid": conversation.id,
+        "row_version": version,
+        "last_activity_at": conversation.last_activity_at,
+        "preview": conversation.preview,
+        "input_tokens": conversation.usage.input_tokens,
+        "output_tokens": conversation.usage.output_tokens,
+        "expires_at": conversation.expires_at,
+    }
+
+
+def _field(message: Message, name: str) -> Any:
+    if name in statements.JSON_FIELDS:
+        value = getattr(message, name)
+        return None if value is None else json.dumps(value)
+    if name == "role" or name == "status":
+        return getattr(message, name).value
+    if name == "input_tokens":
+        return message.usage.input_tokens
+    if name == "output_tokens":
+        return message.usage.output_tokens
+    return getattr(message, name)
+
+
+async def _json_codecs(conn: Any) -> None:
+    # JSON columns read as SQLAlchemy's JSON type reads them.
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def _keep(conn: Any) -> None:
+    """Nothing to reset between writes: they leave no session state (no transaction, no locks,
+    no settings), and a reset would cost a round trip per write."""
