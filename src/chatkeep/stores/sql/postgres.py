@@ -58,6 +58,9 @@ UNAVAILABLE = (
     OSError,
     TimeoutError,
 )
+# A connection that failed so, or whose protocol state the driver no longer trusts (it can be left
+# so by a server that ended the connection while it sat in the pool), is closed, never reused.
+BROKEN = (*UNAVAILABLE, asyncpg.InternalClientError)
 
 
 class Compiled:
@@ -212,7 +215,7 @@ class PostgresWrites:
         """The row, or None when there is none."""
         try:
             return await conn.fetchrow(statement.sql, *statement.args(params))
-        except (asyncpg.PostgresError, *UNAVAILABLE) as exc:
+        except (asyncpg.PostgresError, *BROKEN) as exc:
             # A connection gone stale, say: the general operation retries reads once.
             raise GiveWay from exc
 
@@ -220,7 +223,7 @@ class PostgresWrites:
         """The rows written; GiveWay when PostgreSQL refused the statement (nothing was written)."""
         try:
             rows: list[Any] = await conn.fetch(statement.sql, *statement.args(params))
-        except UNAVAILABLE as exc:
+        except BROKEN as exc:
             # Perhaps committed, perhaps not: as with any write whose answer was lost.
             raise StoreUnavailable(f"{self._redacted} is unavailable ({type(exc).__name__})") from exc
         except asyncpg.PostgresError as exc:
@@ -244,7 +247,12 @@ class _Acquired:
             raise StoreUnavailable(f"{self._redacted} is unavailable ({type(exc).__name__})") from exc
         return self._conn
 
-    async def __aexit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> bool:
+        cause = error.__cause__ if isinstance(error, GiveWay | StoreUnavailable) else error
+        if isinstance(cause, BROKEN):
+            self._conn.terminate()  # the pool opens a new one in its place
         await self._pool.release(self._conn)
         return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
 
