@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from chatkeep import __version__
 from chatkeep.api import docs, problems, ws
+from chatkeep.api.compression import Compression
 from chatkeep.api.deps import reject_unknown_query
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     docs.install(app, "/openapi.json")
     app.add_middleware(StrictJson)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Compression)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     def openapi() -> dict[str, Any]:
