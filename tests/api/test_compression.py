@@ -90,7 +90,7 @@ def test_a_reload_is_sent_in_the_coding_asked_and_decodes_to_the_same_bytes(
     assert packed.status_code == 200
     assert packed.headers["content-encoding"] == coding
     assert packed.headers["vary"] == "Accept-Encoding"
-    assert packed.headers["etag"] == 'W/"1"'
+    assert packed.headers["etag"] == '"1"'  # the version, which If-Match takes
     assert packed.headers["content-type"] == "application/json"
     assert int(packed.headers["content-length"]) == len(packed_body) < len(plain_body) // 3
     assert DECODE[coding](packed_body) == plain_body
@@ -148,24 +148,32 @@ def test_a_streamed_export_is_compressed_as_it_goes(
         assert DECODE[coding](packed_body) == plain_body
 
 
-def test_static_files_keep_revalidating_with_the_weak_tag(server: ServerProcess) -> None:
+def test_static_files_are_compressed_once_with_a_tag_per_coding(server: ServerProcess) -> None:
     source = Path(__file__).resolve().parents[2] / "src" / "chatkeep" / "static" / "chatkeep.js"
-    plain, plain_body = raw(f"{server.url}/static/chatkeep.js", None)
+    url = f"{server.url}/static/chatkeep.js"
+    plain, plain_body = raw(url, None)
     assert plain_body == source.read_bytes()
-    strong = plain.headers["etag"]
-    assert not strong.startswith("W/")
-
-    packed, packed_body = raw(f"{server.url}/static/chatkeep.js", "br")
-    assert packed.headers["etag"] == f"W/{strong}"
-    assert brotli.decompress(packed_body) == plain_body
-
-    for tag in (f"W/{strong}", strong):
-        again, body = raw(f"{server.url}/static/chatkeep.js", "br", {"If-None-Match": tag})
-        assert again.status_code == 304 and body == b""
-        assert again.headers["etag"] == f"W/{strong}"
-        assert again.headers["vary"] == "Accept-Encoding"
-    again, _ = raw(f"{server.url}/static/chatkeep.js", None, {"If-None-Match": strong})
-    assert again.status_code == 304 and again.headers["etag"] == strong
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    tag = plain.headers["etag"]
+    tags = {tag}
+    for coding in ("gzip", "br", "zstd"):
+        packed, packed_body = raw(url, coding)
+        assert packed.headers["content-encoding"] == coding
+        assert packed.headers["etag"] == f'{tag[:-1]}-{coding}"'
+        assert packed.headers["vary"] == "Accept-Encoding"
+        assert int(packed.headers["content-length"]) == len(packed_body) < len(plain_body) // 3
+        assert DECODE[coding](packed_body) == plain_body
+        assert raw(url, coding)[1] == packed_body  # the same bytes each time
+        tags.add(packed.headers["etag"])
+    assert len(tags) == 4
+    # Whichever coding a cache holds the file in, its tag revalidates it, and the 304 names that tag.
+    for held in tags:
+        for accept in (None, "zstd", "br;q=0.5, gzip"):
+            again, body = raw(url, accept, {"If-None-Match": f'"stale", {held}'})
+            assert again.status_code == 304 and body == b""
+            assert again.headers["etag"] == held
+    stale, body = raw(url, "zstd", {"If-None-Match": '"stale"'})
+    assert stale.status_code == 200 and DECODE["zstd"](body) == plain_body
 
 
 def _app() -> Compression:

@@ -12,7 +12,7 @@ from chatkeep.api.deps import MetricsDep, PrincipalDep, ServicesDep
 from chatkeep.api.inputs import message_input, usage_of
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.paging import check_page_size, page_size
-from chatkeep.api.routes.common import answer, problems
+from chatkeep.api.routes.common import JsonRoute, answer, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
     MAX_SEQ,
@@ -29,7 +29,7 @@ from chatkeep.api.schemas import (
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, AppendOutcome, MessageStatus
 from chatkeep.service import Principal, Services
 
-router = APIRouter(prefix="/v1/conversations/{conversation_id}", tags=["messages"])
+router = APIRouter(route_class=JsonRoute, prefix="/v1/conversations/{conversation_id}", tags=["messages"])
 
 
 async def _append(
