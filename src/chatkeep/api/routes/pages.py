@@ -2,8 +2,9 @@
 
 Files are read once, on first use, and served with their MIME type and a content hash as ETag
 (`If-None-Match` answers 304). Text files are compressed in the coding the client accepts, each
-coding once per process and as tightly as it goes, with an ETag of its own (`"<hash>-br"`). Pages carry `Content-Security-Policy: default-src 'self'`: the
-page runs only the module files served here, nothing inline and nothing from elsewhere.
+coding once per process and tighter than an answer, with an ETag of its own (`"<hash>-br"`).
+Pages carry `Content-Security-Policy: default-src 'self'`: the page runs only the module files
+served here, nothing inline and nothing from elsewhere.
 """
 
 from __future__ import annotations
