@@ -39,6 +39,8 @@ def _walk_query_names(dependant: Dependant) -> Iterator[str]:
 async def reject_unknown_query(request: HTTPConnection) -> None:
     """Refuse query parameters a route does not define: a misspelt `befor=` would otherwise be
     ignored silently and return the wrong page."""
+    if not request.scope.get("query_string"):
+        return
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
