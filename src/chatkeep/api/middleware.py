@@ -55,7 +55,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-# Where StrictJson leaves the body it decoded, for the routes to read (api/routes/common.JsonRoute)
+# Where StrictJson leaves the body it decoded, for the routes to read (api/route.StrictRoute)
 # instead of decoding it again.
 PARSED_JSON = "chatkeep.json"
 

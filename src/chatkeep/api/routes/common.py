@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
-from chatkeep.api.middleware import PARSED_JSON
 from chatkeep.api.schemas import Problem
 
 PROBLEM_STATUSES = {
@@ -46,23 +42,3 @@ class FastJSONResponse(JSONResponse):
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON answer built by `chatkeep.codec`, sent as is (its shape is checked by the tests)."""
     return FastJSONResponse(body, status_code=status, headers=headers)
-
-
-class _DecodedRequest(Request):
-    async def json(self) -> Any:
-        if PARSED_JSON in self.scope:
-            return self.scope[PARSED_JSON]
-        return await super().json()
-
-
-class JsonRoute(APIRoute):
-    """A route that reads the JSON body api.middleware.StrictJson decoded (the same bytes, read by a
-    stricter decoder to the same value) rather than decoding it a second time."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def decoded(request: Request) -> Response:
-            return await handler(_DecodedRequest(request.scope, request.receive))
-
-        return decoded

@@ -19,10 +19,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from chatkeep.api.compression import MIN_BYTES, OFFERED, choose, compress_once, compressible
+from chatkeep.api.route import StrictRoute
 from chatkeep.errors import NotFound
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=StrictRoute, include_in_schema=False)
 
 PAGE = "index.html"
 CSP = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"

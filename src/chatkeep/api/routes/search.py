@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chatkeep.api.deps import PrincipalDep, ServicesDep
-from chatkeep.api.routes.common import JsonRoute, answer, problems
+from chatkeep.api.route import StrictRoute
+from chatkeep.api.routes.common import answer, problems
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, Mode, Role, SearchHit
 from chatkeep.service.search import (
     MAX_QUERY_CHARS,
@@ -20,7 +21,7 @@ from chatkeep.service.search import (
     encode_search_cursor,
 )
 
-router = APIRouter(route_class=JsonRoute, prefix="/v1/search", tags=["search"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/search", tags=["search"])
 
 
 class SnippetSegment(BaseModel):
