@@ -100,4 +100,4 @@ async def reload_rate(bench: Bench, cid: str, encodings: str | None, connections
         if status != 200:
             raise RuntimeError(f"reload answered {status}: {body[:300]!r}")
 
-    return await rate(bench, connections, 10 if bench.quick else 40, reload)
+    return await rate(bench, connections, 10 if bench.quick else 20, reload)

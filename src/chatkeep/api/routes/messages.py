@@ -35,10 +35,8 @@ async def _append(caller: Caller, conversation_id: str, bodies: list[MessageCrea
     outcome = await caller.services.chat.append_messages(
         caller.principal, conversation_id, [message_input(b) for b in bodies]
     )
-    mode = outcome.conversation.mode.value
     created = outcome.created_count
-    caller.metrics.appended.labels(mode).inc(created)
-    caller.metrics.replayed.labels(mode).inc(len(outcome.results) - created)
+    caller.metrics.count_appends(outcome.conversation.mode.value, created, len(outcome.results) - created)
     return outcome
 
 
