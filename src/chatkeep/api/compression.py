@@ -1,8 +1,8 @@
 """Compressed answers: zstd, br or gzip, whichever the client accepts (by its q-values, the server's
 order breaking ties), for text and JSON answers of at least `min_bytes`.
 
-A reload of 50 messages is about 15 KiB of JSON that compresses to a sixth of that; answers smaller
-than a packet are sent as they are. Never compressed: WebSocket traffic (not HTTP answers),
+A reload of 50 messages is about 15 KiB of JSON, mostly field names and text that repeat; answers
+smaller than a packet are sent as they are. Never compressed: WebSocket traffic (not HTTP answers),
 `text/event-stream` (each event must reach the client when it is sent, not when a compressor's block
 fills), answers that already carry a Content-Encoding, and media that is compressed already. A
 streamed answer (an export's JSONL) is compressed as it goes, each piece flushed as it is sent, so
@@ -11,8 +11,8 @@ a reader sees every line as soon as it would have uncompressed.
 Every answer whose media could be compressed says `Vary: Accept-Encoding`, compressed or not.
 ETags pass unchanged: those of the API name a conversation's version (`"3"`), which `If-Match`
 compares and which compression does not change, and no API answer is served conditionally on
-`If-None-Match`. The static files, which are (`api/routes/pages.py`), are compressed once by their
-route, each coding with its own ETag, and pass here as already encoded.
+`If-None-Match`. The static files, which are served conditionally (`api/routes/pages.py`), are
+compressed once by their route, each coding with its own ETag, and pass here as already encoded.
 """
 
 from __future__ import annotations
