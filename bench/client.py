@@ -2,7 +2,8 @@
 
 A general-purpose Python client spends about as long on a request as the server does, which would
 hide the server's own cost. This one does only what the benchmarks need: one persistent connection,
-a request line, a few headers, a JSON body, and a response read by Content-Length.
+a request line, a few headers, a JSON body, and a response read by Content-Length (its body
+as sent: a compressed answer is not decoded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Connection:
         self.port = port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.response_headers: dict[str, str] = {}  # of the last response, names in lower case
 
     async def __aenter__(self) -> Connection:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
@@ -45,9 +47,11 @@ class Connection:
         self._writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
+        headers = {}
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+            if name:
+                headers[name.strip().lower().decode()] = value.strip().decode()
+        self.response_headers = headers
+        length = int(headers.get("content-length", 0))
         return status, await self._reader.readexactly(length) if length else b""

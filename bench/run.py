@@ -30,7 +30,7 @@ from tests import services  # noqa: E402
 from tests.conftest import drop_keys, drop_schema  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
-from bench import realtime  # noqa: E402
+from bench import realtime, wire  # noqa: E402
 from bench.client import Connection  # noqa: E402
 
 
@@ -38,6 +38,7 @@ from bench.client import Connection  # noqa: E402
 class Result:
     name: str
     values: dict[str, str]
+    rate: float = 0.0  # requests or messages a second, where the row has one
 
 
 def percentile(samples: list[float], p: float) -> float:
@@ -108,6 +109,7 @@ class Bench:
                 "p99": ms(percentile(latencies, 99)),
                 "n": str(total),
             },
+            total / elapsed,
         )
 
     async def seed(self, cid: str, count: int) -> None:
@@ -181,15 +183,59 @@ class Bench:
             for length, samples in rounds.items()
         ]
 
+    async def compression(self) -> list[Result]:
+        """Bytes of a reload of 50 messages by coding, and reloads a second with a browser's
+        Accept-Encoding against none (alternated, medians of three)."""
+        cid = await self.conversation()
+        await self.seed(cid, 50)
+        sizes = await wire.reload_bytes(self, cid)
+        plain, compressed = [], []
+        for _ in range(3):
+            plain.append(await wire.reload_rate(self, cid, None))
+            compressed.append(await wire.reload_rate(self, cid, wire.BROWSER_ENCODINGS))
+        identity = sizes["identity"][0]
+        results = [
+            Result(
+                f"reload of 50 messages, Accept-Encoding: {asked}",
+                {"bytes": f"{size:,} B ({coding}, {size / identity:.0%})"},
+            )
+            for asked, (size, coding) in sizes.items()
+        ]
+        results.append(
+            Result(
+                "reload of 50 messages at 50 connections, no Accept-Encoding",
+                {"throughput": f"{statistics.median(plain):,.0f} req/s"},
+            )
+        )
+        cost = 1 - statistics.median(compressed) / statistics.median(plain)
+        results.append(
+            Result(
+                f"reload of 50 messages at 50 connections, Accept-Encoding: {wire.BROWSER_ENCODINGS}",
+                {"throughput": f"{statistics.median(compressed):,.0f} req/s", "cost": f"{cost:.1%}"},
+            )
+        )
+        return results
+
     async def run(self) -> list[Result]:
         await self.start()
-        results = []
+        floor = await wire.floor(self)
+        results = [Result("GET /healthz, 50 connections (the floor)", {"throughput": f"{floor:,.0f} req/s"})]
         per_client_single = 300 if self.quick else 1000
         per_client_many = 20 if self.quick else 100
-        results.append(await self.appends(1, per_client_single))
-        results.append(await self.appends(50, per_client_many))
+        for clients, per_client in ((1, per_client_single), (50, per_client_many)):
+            result = await self.appends(clients, per_client)
+            result.values["vs floor"] = f"{result.rate / floor:.0%}"
+            results.append(result)
+        batched = await wire.batches(self, 4, 5 if self.quick else 25)
+        results.append(
+            Result(
+                "batch append (100 a request), 4 clients",
+                {"throughput": f"{batched:,.0f} msg/s", "vs floor": f"{batched / floor:.0%}"},
+            )
+        )
         lengths = [10, 50, 1_000, 10_000] if self.quick else [10, 50, 1_000, 100_000]
         results += await self.reloads(lengths)
+        results += await self.compression()
         await self.client.aclose()
         return results
 
@@ -222,15 +268,18 @@ def backend_url(name: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]
     raise SystemExit(f"unknown backend {name!r}; use sqlite, postgres or redis")
 
 
-async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
-    stores, mode, cleanup = backend_env(name, tmp)
-    env = {
+def server_env(stores: dict[str, str]) -> dict[str, str]:
+    return {
         **stores,
         "CHATKEEP_USER_RATE_PER_SECOND": "0",
         "CHATKEEP_MAX_MESSAGES_PER_CONVERSATION": "200000",
         "CHATKEEP_LOG_LEVEL": "warning",
     }
-    server = ServerProcess(env, tmp / f"{name}.log").start()
+
+
+async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
+    stores, mode, cleanup = backend_env(name, tmp)
+    server = ServerProcess(server_env(stores), tmp / f"{name}.log").start()
     try:
         return await Bench(server.url, quick, mode).run()
     finally:
@@ -239,10 +288,17 @@ async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
             await cleanup()
 
 
+COLUMNS = ("throughput", "vs floor", "p50", "p99")
+
+
 def table(backend: str, results: list[Result]) -> str:
-    lines = [f"**{backend}**", "", "| measurement | result |", "|---|---|"]
+    """Markdown: the rates, their ratio to the floor and latencies in columns, the rest in the last."""
+    head = ["measurement", *COLUMNS, "other"]
+    lines = [f"**{backend}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        lines.append(f"| {r.name} | " + ", ".join(f"{k} {v}" for k, v in r.values.items()) + " |")
+        cells = [r.values.get(c, "") for c in COLUMNS]
+        other = ", ".join(f"{k} {v}" for k, v in r.values.items() if k not in COLUMNS)
+        lines.append("| " + " | ".join([r.name, *cells, other]) + " |")
     return "\n".join(lines)
 
 

@@ -6,16 +6,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from chatkeep import __version__
 from chatkeep.api import docs, problems, ws
-from chatkeep.api.deps import reject_unknown_query
+from chatkeep.api.compression import Compression
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.middleware import BodyLimit, RequestMetrics, StrictJson
 from chatkeep.api.openapi import document
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes import conversations, dev, health, messages, pages, search, sessions, transfer
 from chatkeep.api.routes import settings as settings_routes
 from chatkeep.bootstrap import build_services
@@ -64,17 +65,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         openapi_url="/openapi.json",
         docs_url=None,  # served by api/docs.py, with its assets
         redoc_url=None,
-        dependencies=[Depends(reject_unknown_query)],
     )
     metrics = Metrics()
     app.state.services = services
     app.state.metrics = metrics
     problems.install(app)
+    app.router.route_class = StrictRoute  # for the routes added to the app itself (/docs)
     for module in (conversations, messages, sessions, settings_routes, dev, health, pages, search, transfer):
         app.include_router(module.router)
     docs.install(app, "/openapi.json")
     app.add_middleware(StrictJson)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Compression)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     def openapi() -> dict[str, Any]:

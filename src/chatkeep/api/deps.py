@@ -2,49 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.requests import HTTPConnection
 
 from chatkeep.api.metrics import Metrics
-from chatkeep.errors import InvalidInput
 from chatkeep.service import Principal, Services
 
 bearer = HTTPBearer(auto_error=False, description="A user token (JWT) or a tenant API key (ck_...).")
-
-
-_known_query: dict[int, frozenset[str]] = {}
-
-
-def _query_names(route: APIRoute) -> frozenset[str]:
-    names = _known_query.get(id(route))
-    if names is None:
-        names = frozenset(_walk_query_names(route.dependant))
-        _known_query[id(route)] = names
-    return names
-
-
-def _walk_query_names(dependant: Dependant) -> Iterator[str]:
-    for param in dependant.query_params:
-        yield param.alias
-    for sub in dependant.dependencies:
-        yield from _walk_query_names(sub)
-
-
-async def reject_unknown_query(request: HTTPConnection) -> None:
-    """Refuse query parameters a route does not define: a misspelt `befor=` would otherwise be
-    ignored silently and return the wrong page."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
-    unknown = sorted(set(request.query_params) - _query_names(route))
-    if unknown:
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(unknown)}", code="unknown_parameter")
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -67,6 +34,25 @@ async def get_principal(
     return principal
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated, rate-checked caller with the services and metrics: what the busiest routes
+    take as one dependency (each dependency costs the framework's solving on every request)."""
+
+    principal: Principal
+    services: Services
+    metrics: Metrics
+
+
+async def get_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Caller:
+    principal = await get_principal(request, credentials)
+    state = request.app.state
+    return Caller(principal, state.services, state.metrics)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

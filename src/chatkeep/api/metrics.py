@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -17,6 +18,7 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        self._appends: dict[str, tuple[Any, Any]] = {}
         self.requests = Counter(
             "chatkeep_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
         )
@@ -89,6 +91,16 @@ class Metrics:
             ["store"],
             registry=r,
         )
+
+    def count_appends(self, mode: str, created: int, replayed: int) -> None:
+        """Messages stored and appends answered from a stored id, in a conversation of `mode`."""
+        series = self._appends.get(mode)
+        if series is None:  # a label set is looked up once a mode: the lookup costs more than a count
+            series = self._appends[mode] = (self.appended.labels(mode), self.replayed.labels(mode))
+        if created:
+            series[0].inc(created)
+        if replayed:
+            series[1].inc(replayed)
 
     def record_store(self, name: str, health: StoreHealth) -> None:
         """What a check of one store found; a replay count is added as it grew since the last check."""

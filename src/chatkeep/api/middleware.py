@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +24,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             response = problem(
                 413,
@@ -51,11 +55,16 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+# Where StrictJson leaves the body it decoded, for the routes to read (api/route.StrictRoute)
+# instead of decoding it again.
+PARSED_JSON = "chatkeep.json"
+
+
 class StrictJson:
     """Refuse a JSON body that is ambiguous (a key twice, bytes not UTF-8) with 400, before any route
     reads it: the framework's parser would keep the last of two keys and guess other encodings.
     Bodies the framework reads as JSON are checked: those sent as `application/json`, `+json`, or
-    with no content type."""
+    with no content type. The decoded body is kept in the scope under PARSED_JSON."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -76,7 +85,7 @@ class StrictJson:
                 if not message.get("more_body", False):
                     break
             if body:
-                codec.loads(bytes(body))
+                scope[PARSED_JSON] = codec.loads(bytes(body))
         except InvalidInput as exc:  # the body cannot be read one way only
             await problem(400, exc.code, exc.detail)(scope, receive, send)
             return
@@ -104,6 +113,9 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled series by (method, route, status): looking a label set up costs more than
+        # counting, and the routes, methods and statuses are few.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,6 +134,15 @@ class RequestMetrics:
             await self.app(scope, receive, recording)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status)
+            series = self._series.get(key)
+            if series is None:
+                method = key[0]
+                series = (
+                    self.metrics.requests.labels(method, route, str(status)),
+                    self.metrics.latency.labels(method, route),
+                )
+                if len(self._series) < 4096:  # unmatched paths share one route label: few keys
+                    self._series[key] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)

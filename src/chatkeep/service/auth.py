@@ -134,8 +134,11 @@ class Authenticator:
         self._by_key = _TTLCache(cache_seconds, clock)
         self._by_id = _TTLCache(cache_seconds, clock)
         # Verified tokens: a browser sends the same token on every request, and verifying it (two
-        # decodes and an HMAC) is most of authentication's cost. Kept no longer than tenants are.
-        self._tokens: dict[str, tuple[float, int, Principal]] = {}
+        # decodes and an HMAC) is most of authentication's cost. Each is kept until it expires, with
+        # the secret that verified it; once its tenant's record is older than the tenant cache, the
+        # token is accepted again only if the tenant reads back unchanged and that secret still
+        # verifies (a rotation, a lapsed overlap window or a changed setting verifies it afresh).
+        self._tokens: dict[str, tuple[float, int, Principal, str]] = {}
 
     def verified(self, credential: str) -> bool:
         """Whether `credential` is a user token this process verified recently and still holds:
@@ -166,14 +169,25 @@ class Authenticator:
             return await self._from_key(credential)
         cached = self._tokens.get(credential)
         if cached is not None:
-            until, expires, principal = cached
-            if self._clock() < until and time.time() < expires:
-                return principal
+            until, expires, principal, secret = cached
+            now = time.time()
+            if now < expires:
+                if self._clock() < until:
+                    return principal
+                tenant = await self.tenant(principal.tenant.id)
+                if tenant == principal.tenant and secret in verifying_secrets(tenant, now):
+                    self._tokens[credential] = (
+                        self._clock() + self._cache_seconds,
+                        expires,
+                        principal,
+                        secret,
+                    )
+                    return principal
             del self._tokens[credential]
-        principal, expires = await self._from_token(credential)
+        principal, expires, secret = await self._from_token(credential)
         if len(self._tokens) >= 10_000:
             self._tokens.clear()
-        self._tokens[credential] = (self._clock() + self._cache_seconds, expires, principal)
+        self._tokens[credential] = (self._clock() + self._cache_seconds, expires, principal, secret)
         return principal
 
     async def _from_key(self, api_key: str) -> Principal:
@@ -186,7 +200,7 @@ class Authenticator:
             raise Unauthenticated("unknown API key", code="invalid_credentials")
         return Principal(tenant=tenant, user=None, workspaces=None)
 
-    async def _from_token(self, token: str) -> tuple[Principal, int]:
+    async def _from_token(self, token: str) -> tuple[Principal, int, str]:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
@@ -201,13 +215,13 @@ class Authenticator:
             raise Unauthenticated(
                 "tokens of the demo tenant work only while the server runs in dev mode", code="dev_mode_off"
             )
-        claims = _verified(token, tenant)
+        claims, secret = _verified(token, tenant)
         self._check_lifetime(claims, tenant)
         user = claims["sub"]
         if not isinstance(user, str) or not is_id(user):
             raise Unauthenticated("the token's 'sub' claim is not a valid user id", code="invalid_token")
         principal = Principal(tenant=tenant, user=user, workspaces=_workspaces(claims.get("workspaces")))
-        return principal, int(claims["exp"])
+        return principal, int(claims["exp"]), secret
 
     def _check_lifetime(self, claims: dict[str, Any], tenant: Tenant) -> None:
         """Refuse a token valid for longer than the tenant's (or the server's) maximum lifetime,
@@ -234,8 +248,9 @@ def verifying_secrets(tenant: Tenant, now: float) -> list[str]:
     return [tenant.token_secret]
 
 
-def _verified(token: str, tenant: Tenant) -> dict[str, Any]:
-    """The claims of a token signed with one of the tenant's secrets, checked for expiry."""
+def _verified(token: str, tenant: Tenant) -> tuple[dict[str, Any], str]:
+    """The claims of a token signed with one of the tenant's secrets, checked for expiry, and the
+    secret that signed it."""
     for secret in verifying_secrets(tenant, time.time()):
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -244,7 +259,7 @@ def _verified(token: str, tenant: Tenant) -> dict[str, Any]:
                 algorithms=[TOKEN_ALGORITHM],
                 options={"require": ["exp", "sub", "tenant"]},
             )
-            return claims
+            return claims, secret
         except jwt.InvalidSignatureError:
             continue
         except jwt.ExpiredSignatureError:

@@ -12,6 +12,7 @@ from chatkeep.api import paging
 from chatkeep.api.deps import PrincipalDep, ServicesDep
 from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.problems import etag
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import (
     TAG_PATTERN,
@@ -29,7 +30,7 @@ from chatkeep.service import ListFilters, NewConversation
 from chatkeep.service.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, encode_cursor
 from chatkeep.service.validation import MAX_TAG_CHARS
 
-router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/conversations", tags=["conversations"])
 
 IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"?[0-9]{1,18}"?)[ \t]*$'
 ConversationId = Annotated[

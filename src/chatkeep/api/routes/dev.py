@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from chatkeep.api.deps import ServicesDep
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import problems
 from chatkeep.api.schemas import DevToken
 from chatkeep.errors import Forbidden
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
 from chatkeep.service.tenants import DEMO_TENANT
 
-router = APIRouter(prefix="/v1/dev", tags=["dev"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/dev", tags=["dev"])
 WORKSPACE_PATTERN = rf"^\*$|{ID_PATTERN}"
 
 

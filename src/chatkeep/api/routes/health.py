@@ -9,10 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from chatkeep.api.deps import MetricsDep, ServicesDep
 from chatkeep.api.metrics import Metrics
 from chatkeep.api.problems import problem
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.schemas import Health, Problem
 from chatkeep.service import Services
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=StrictRoute, tags=["health"])
 PROMETHEUS = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"}
 }

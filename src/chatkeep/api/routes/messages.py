@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from chatkeep import codec
-from chatkeep.api.deps import MetricsDep, PrincipalDep, ServicesDep
+from chatkeep.api.deps import Caller, CallerDep, PrincipalDep, ServicesDep
 from chatkeep.api.inputs import message_input, usage_of
-from chatkeep.api.metrics import Metrics
 from chatkeep.api.paging import check_page_size, page_size
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
@@ -27,25 +27,16 @@ from chatkeep.api.schemas import (
     StreamFinish,
 )
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, AppendOutcome, MessageStatus
-from chatkeep.service import Principal, Services
 
-router = APIRouter(prefix="/v1/conversations/{conversation_id}", tags=["messages"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/conversations/{conversation_id}", tags=["messages"])
 
 
-async def _append(
-    services: Services,
-    metrics: Metrics,
-    principal: Principal,
-    conversation_id: str,
-    bodies: list[MessageCreate],
-) -> AppendOutcome:
-    outcome = await services.chat.append_messages(
-        principal, conversation_id, [message_input(b) for b in bodies]
+async def _append(caller: Caller, conversation_id: str, bodies: list[MessageCreate]) -> AppendOutcome:
+    outcome = await caller.services.chat.append_messages(
+        caller.principal, conversation_id, [message_input(b) for b in bodies]
     )
-    mode = outcome.conversation.mode.value
     created = outcome.created_count
-    metrics.appended.labels(mode).inc(created)
-    metrics.replayed.labels(mode).inc(len(outcome.results) - created)
+    caller.metrics.count_appends(outcome.conversation.mode.value, created, len(outcome.results) - created)
     return outcome
 
 
@@ -61,13 +52,11 @@ async def _append(
 async def append_message(
     conversation_id: ConversationId,
     body: MessageCreate,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    metrics: MetricsDep,
+    caller: CallerDep,
 ) -> JSONResponse:
     """Append a message. 201 when stored; 200 with the stored message when its id was already
     appended (a retry), which changes nothing."""
-    outcome = await _append(services, metrics, principal, conversation_id, [body])
+    outcome = await _append(caller, conversation_id, [body])
     (result,) = outcome.results
     reply = codec.message_json(result.message)
     if outcome.provisional:
@@ -92,13 +81,11 @@ BATCH_RESPONSES = {
 async def append_batch(
     conversation_id: ConversationId,
     body: MessageBatchCreate,
-    principal: PrincipalDep,
-    services: ServicesDep,
-    metrics: MetricsDep,
+    caller: CallerDep,
 ) -> JSONResponse:
     """Append several messages in order, all or nothing (for offline sync). Ids already stored are
     answered with the stored message (`created` false) and not stored again."""
-    outcome = await _append(services, metrics, principal, conversation_id, body.messages)
+    outcome = await _append(caller, conversation_id, body.messages)
     results = [{"created": r.created, "message": codec.message_json(r.message)} for r in outcome.results]
     reply: dict[str, object] = {"results": results}
     if outcome.provisional:

@@ -1,25 +1,29 @@
 """The demo chat page at `/` and the browser client's files at `/static/*`, from the package.
 
 Files are read once, on first use, and served with their MIME type and a content hash as ETag
-(`If-None-Match` answers 304). Pages carry `Content-Security-Policy: default-src 'self'`: the
-page runs only the module files served here, nothing inline and nothing from elsewhere.
+(`If-None-Match` answers 304). Text files are compressed in the coding the client accepts, each
+coding once per process and tighter than an answer, with an ETag of its own (`"<hash>-br"`).
+Pages carry `Content-Security-Policy: default-src 'self'`: the page runs only the module files
+served here, nothing inline and nothing from elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from chatkeep.api.compression import MIN_BYTES, OFFERED, choose, compress_once, compressible
+from chatkeep.api.route import StrictRoute
 from chatkeep.errors import NotFound
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=StrictRoute, include_in_schema=False)
 
 PAGE = "index.html"
 CSP = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
@@ -33,11 +37,27 @@ TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StaticFile:
     body: bytes
     media_type: str
     etag: str
+    encoded: dict[str, bytes] = field(default_factory=dict)  # by coding, compressed on first use
+
+    @property
+    def compresses(self) -> bool:
+        return len(self.body) >= MIN_BYTES and compressible(self.media_type)
+
+    def tag(self, coding: str | None) -> str:
+        return self.etag if coding is None else f'{self.etag[:-1]}-{coding}"'
+
+    def body_in(self, coding: str | None) -> bytes:
+        if coding is None:
+            return self.body
+        body = self.encoded.get(coding)
+        if body is None:
+            body = self.encoded[coding] = compress_once(coding, self.body)
+        return body
 
 
 class StaticFiles:
@@ -76,7 +96,6 @@ STATIC = StaticFiles()
 def serve(request: Request, name: str, *, page: bool = False) -> Response:
     found = STATIC.get(name)
     headers = {
-        "ETag": found.etag,
         # revalidate every time: a changed client reaches pages at once, an unchanged one costs a 304
         "Cache-Control": "no-cache",
         "X-Content-Type-Options": "nosniff",
@@ -84,9 +103,20 @@ def serve(request: Request, name: str, *, page: bool = False) -> Response:
     if page:
         headers["Content-Security-Policy"] = CSP
         headers["Referrer-Policy"] = "no-referrer"
-    if found.etag in _etags(request.headers.get("if-none-match", "")):
+    coding = None
+    if found.compresses:
+        headers["Vary"] = "Accept-Encoding"
+        coding = choose(request.headers.get("accept-encoding", ""))
+    headers["ETag"] = found.tag(coding)
+    # A cache holding the file in any coding has it whole: its tag answers 304, and the 304 names it.
+    asked = _etags(request.headers.get("if-none-match", ""))
+    held = [tag for tag in (found.tag(c) for c in (coding, None, *OFFERED)) if tag in asked]
+    if held:
+        headers["ETag"] = held[0]
         return Response(status_code=304, headers=headers)
-    return Response(found.body, media_type=found.media_type, headers=headers)
+    if coding is not None:
+        headers["Content-Encoding"] = coding
+    return Response(found.body_in(coding), media_type=found.media_type, headers=headers)
 
 
 def _etags(header: str) -> set[str]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from chatkeep.api import paging
 from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, Mode, Role, SearchHit
 from chatkeep.service.search import (
@@ -21,7 +22,7 @@ from chatkeep.service.search import (
     encode_search_cursor,
 )
 
-router = APIRouter(prefix="/v1/search", tags=["search"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/search", tags=["search"])
 
 
 class SnippetSegment(BaseModel):

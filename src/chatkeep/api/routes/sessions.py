@@ -13,13 +13,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import ValidationError
 
 from chatkeep.api.deps import ServicesDep, bearer
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import CleanupRequest, CleanupResult
 from chatkeep.errors import UnsupportedMediaType
 from chatkeep.models import Mode
 from chatkeep.service.sessions import Cleanup, Strategy, cleanup
 
-router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/sessions", tags=["sessions"])
 
 BODY_SCHEMA = CleanupRequest.model_json_schema()
 BODY = {

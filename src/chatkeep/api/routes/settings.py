@@ -6,12 +6,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.api.schemas import PersistenceSettings, PersistenceSettingsUpdate
 from chatkeep.models import Tenant
 from chatkeep.service import Services
 
-router = APIRouter(prefix="/v1/settings", tags=["settings"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1/settings", tags=["settings"])
 
 
 def _view(services: Services, tenant: Tenant) -> dict[str, object]:

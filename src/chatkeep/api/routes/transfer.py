@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.route import StrictRoute
 from chatkeep.api.routes.common import answer, problems
 from chatkeep.errors import InvalidInput
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
@@ -18,7 +19,7 @@ from chatkeep.service.limits import Limits
 from chatkeep.service.transfer import MEDIA_TYPES, Exporter, Importer, Owner, Selection, Summary
 from chatkeep.service.transfer.export import EXTENSIONS
 
-router = APIRouter(prefix="/v1", tags=["transfer"])
+router = APIRouter(route_class=StrictRoute, prefix="/v1", tags=["transfer"])
 
 IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=ID_MAX_LENGTH)]
 FILENAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$"
