@@ -188,7 +188,7 @@ def _app() -> Compression:
 
     async def encoded(_: object) -> Response:
         return Response(
-            gzip.compress(b"y" * 4000), headers={"Content-Encoding": "gzip"}, media_type="text/plain"
+            gzip.compress(b"y" * 4000, mtime=0), headers={"Content-Encoding": "gzip"}, media_type="text/plain"
         )
 
     async def image(_: object) -> Response:
@@ -203,7 +203,7 @@ async def test_event_streams_encoded_bodies_and_images_pass_through() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         for path, body in (
             ("/events", (b"data: " + b"x" * 4000 + b"\n\n") * 2),
-            ("/encoded", gzip.compress(b"y" * 4000)),
+            ("/encoded", gzip.compress(b"y" * 4000, mtime=0)),
             ("/image", b"z" * 4000),
         ):
             async with client.stream("GET", path, headers={"Accept-Encoding": "zstd, gzip"}) as response:

@@ -110,15 +110,18 @@ async def test_a_socket_keeps_a_bounded_number_of_deltas_in_flight(tmp_path: Pat
             await client.next()
             baseline = len(asyncio.all_tasks())
             peak = baseline
-            flooding = True
+            loop = asyncio.get_running_loop()
+            factory = loop.get_task_factory()
 
-            async def sample() -> None:
+            def counting(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> Any:
+                # The number of tasks peaks as one is created: count there (a sampling task that
+                # spun on the loop would starve the store's writer thread of the GIL).
                 nonlocal peak
-                while flooding:
-                    peak = max(peak, len(asyncio.all_tasks()))
-                    await asyncio.sleep(0)
+                task = factory(loop, coro, **options) if factory else asyncio.Task(coro, loop=loop, **options)
+                peak = max(peak, len(asyncio.all_tasks()))  # the new task is among them
+                return task
 
-            sampler = asyncio.create_task(sample())
+            loop.set_task_factory(counting)
             count = 400
             ids = {f"d{i}" for i in range(count)}
             # deltas of messages that are not there: none coalesces with another, each costs a write
@@ -126,13 +129,14 @@ async def test_a_socket_keeps_a_bounded_number_of_deltas_in_flight(tmp_path: Pat
                 await client.send(
                     type="stream.delta", id=f"d{i}", conversation_id=cid, message_id=f"m{i}", text="x"
                 )
-            got = await answers(client, ids)
-            flooding = False
-            await sampler
+            try:
+                got = await answers(client, ids)
+            finally:
+                loop.set_task_factory(factory)
         print(f"\n{count} deltas, at most 4 in flight: tasks {baseline} before, peak {peak}")
         assert Counter(a["code"] for a in got.values()) == {"message_not_found": count}
         # Per delta in flight: the stream service's writer and at most one task of the store; then the
-        # sampler and the socket's send queue. Without the bound, every frame of the flood had a task.
+        # socket's send queue. Without the bound, every frame of the flood had a task.
         assert peak - baseline <= 2 * 4 + 4
 
 
