@@ -27,8 +27,9 @@ from chatkeep.models import Conversation
 from chatkeep.stores.base import Store
 from chatkeep.stores.fallback.admission import Admission
 from chatkeep.stores.fallback.journal import Journal, JournalStats
-from chatkeep.stores.fallback.knowledge import Key, KeyedLocks, Knowledge
+from chatkeep.stores.fallback.knowledge import Key, Knowledge
 from chatkeep.stores.fallback.replay import Listener, Replayer, ReplayStats
+from chatkeep.stores.locks import KeyedLocks
 from chatkeep.stores.memory import MemoryStore
 from chatkeep.stores.requests import Ref
 from chatkeep.tasks import stop, stopping

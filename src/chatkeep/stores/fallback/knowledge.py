@@ -2,18 +2,16 @@
 
 A conversation is known exactly when the last state read or written here is the state Redis holds,
 as far as this instance can tell: every write to it from this instance has answered (writes to one
-conversation run one at a time here, see `KeyedLocks`), none was cut off by the outage, and no read
+conversation run one at a time here, see `stores/locks.py`), none was cut off by the outage, and no read
 older than the last write overwrote what that write taught. Only such conversations accept writes
 while Redis is unreachable, so the seqs given out then continue Redis' own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chatkeep.models import Conversation, Message, Scope
@@ -108,30 +106,3 @@ class Knowledge:
     def settle(self) -> None:
         """Redis answers again: what was uncertain is read afresh from it on next use."""
         self._uncertain.clear()
-
-
-class KeyedLocks:
-    """One lock per conversation, held by whoever writes it; dropped when nobody holds or waits."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Key, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: Key) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def held(self, key: Key) -> bool:
-        entry = self._locks.get(key)
-        return entry is not None and entry[0].locked()

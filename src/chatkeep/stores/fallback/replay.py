@@ -35,7 +35,8 @@ from chatkeep.stores.fallback.journal import (
     Patch,
     Touch,
 )
-from chatkeep.stores.fallback.knowledge import KeyedLocks, Knowledge
+from chatkeep.stores.fallback.knowledge import Knowledge
+from chatkeep.stores.locks import KeyedLocks
 from chatkeep.stores.memory import MemoryStore
 
 log = logging.getLogger("chatkeep.fallback")

@@ -6,7 +6,7 @@ and one statement writes the plan only if the conversation row is still that ver
 in `statements.py`, compiled here once to SQL text and prepared once a connection). A single
 statement is atomic and, committed, durable. Nothing is locked between the two round trips, and a
 write that finds the row changed writes nothing; writes to one conversation take turns in this
-process (`turns.py`), so they do not race each other; writes to different ones never wait.
+process (`stores/locks.py`), so they do not race each other; writes to different ones never wait.
 
 Whenever the quick way does not apply (the row changed meanwhile, a message id is already stored,
 a trim, a limit that might only be reached because retried messages were counted as new), a write
@@ -41,12 +41,12 @@ from chatkeep.models import (
     Scope,
 )
 from chatkeep.stores.base import Extension
+from chatkeep.stores.locks import KeyedLocks
 from chatkeep.stores.requests import Append, Extend, Finish
 from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
 from chatkeep.stores.sql.rows import message_of
-from chatkeep.stores.sql.turns import Turns
 from chatkeep.stores.url import StoreURL
 
 # A connection lost, refused or shut down: the database is unavailable. Other PostgreSQL errors
@@ -95,7 +95,7 @@ class PostgresWrites:
         self._server_settings = {"search_path": schema} if schema else {}
         self._redacted = url.redacted
         self._pool: asyncpg.Pool | None = None
-        self._turns = Turns()
+        self._turns = KeyedLocks()
 
     async def open(self) -> None:
         # No connection is made until the first write (min_size=0): opening cannot fail.
@@ -120,7 +120,7 @@ class PostgresWrites:
     async def append(self, request: Append, now: int) -> AppendOutcome | None:
         r = request
         (tenant, cid), new, scope = r.ref.key, r.messages, r.ref.scope
-        async with self._turns.take((tenant, cid)), self._connection() as conn:
+        async with self._turns.hold((tenant, cid)), self._connection() as conn:
             row = await self._read(conn, READ_CONVERSATION, {"tenant": tenant, "cid": cid})
             current = checked(row, cid, now, scope)
             try:
@@ -148,7 +148,7 @@ class PostgresWrites:
     async def extend(self, request: Extend, now: int) -> Extension | None:
         r = request
         (tenant, cid), scope = r.ref.key, r.ref.scope
-        async with self._turns.take((tenant, cid)), self._connection() as conn:
+        async with self._turns.hold((tenant, cid)), self._connection() as conn:
             current, message, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
             at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
             if not suffix:
@@ -163,7 +163,7 @@ class PostgresWrites:
     async def finish(self, request: Finish, now: int) -> Message | None:
         r = request
         (tenant, cid), scope = r.ref.key, r.ref.scope
-        async with self._turns.take((tenant, cid)), self._connection() as conn:
+        async with self._turns.hold((tenant, cid)), self._connection() as conn:
             current, before, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
             after = finished(before, r.status, r.usage)
             if after is None:
