@@ -30,7 +30,7 @@ from tests import services  # noqa: E402
 from tests.conftest import drop_keys, drop_schema  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
-from bench import realtime, wire  # noqa: E402
+from bench import cpu, realtime, wire  # noqa: E402
 from bench.client import Connection  # noqa: E402
 
 
@@ -52,8 +52,10 @@ def ms(seconds: float) -> str:
 
 
 class Bench:
-    def __init__(self, url: str, quick: bool, mode: str) -> None:
+    def __init__(self, url: str, quick: bool, mode: str, pid: int | None = None) -> None:
         self.url = url
+        self.meter = cpu.Meter(pid)
+        self.cost: dict[str, str] = {}  # the CPU per request or message of the last rate measured
         self.quick = quick
         self.mode = mode
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
@@ -97,10 +99,12 @@ class Bench:
                 for i in range(per_client):
                     latencies.append(await self.append(conn, cid, f"message {i} " + "lorem ipsum " * 10))
 
+        self.meter.start()
         started = time.perf_counter()
         await asyncio.gather(*(client(cid) for cid in conversations))
         elapsed = time.perf_counter() - started
         total = clients * per_client
+        self.cost = self.meter.per(total, "msg")
         return Result(
             f"append, {clients} client{'s' if clients > 1 else ''}",
             {
@@ -108,6 +112,7 @@ class Bench:
                 "p50": ms(statistics.median(latencies)),
                 "p99": ms(percentile(latencies, 99)),
                 "n": str(total),
+                **self.cost,
             },
             total / elapsed,
         )
@@ -219,7 +224,8 @@ class Bench:
     async def run(self) -> list[Result]:
         await self.start()
         floor = await wire.floor(self)
-        results = [Result("GET /healthz, 50 connections (the floor)", {"throughput": f"{floor:,.0f} req/s"})]
+        values = {"throughput": f"{floor:,.0f} req/s", **self.cost}
+        results = [Result("GET /healthz, 50 connections (the floor)", values)]
         per_client_single = 300 if self.quick else 1000
         per_client_many = 20 if self.quick else 100
         for clients, per_client in ((1, per_client_single), (50, per_client_many)):
@@ -230,7 +236,7 @@ class Bench:
         results.append(
             Result(
                 "batch append (100 a request), 4 clients",
-                {"throughput": f"{batched:,.0f} msg/s", "vs floor": f"{batched / floor:.0%}"},
+                {"throughput": f"{batched:,.0f} msg/s", "vs floor": f"{batched / floor:.0%}", **self.cost},
             )
         )
         lengths = [10, 50, 1_000, 10_000] if self.quick else [10, 50, 1_000, 100_000]
@@ -259,13 +265,15 @@ def backend_env(name: str, tmp: Path) -> tuple[dict[str, str], str, Callable[[],
 def backend_url(name: str, tmp: Path) -> tuple[str, Callable[[], Awaitable[None]] | None]:
     if name == "sqlite":
         return f"sqlite:///{tmp}/bench.db", None
+    if name == "memory":  # no store cost: what the HTTP path and the service cost alone
+        return "memory://", None
     if name == "postgres":
         url = services.postgres()
         if url is None:
             raise SystemExit(f"PostgreSQL is not reachable at {services.POSTGRES_URL}")
         schema = f"ck_bench_{uuid.uuid4().hex[:8]}"
         return f"{url}?schema={schema}", lambda: drop_schema(schema)
-    raise SystemExit(f"unknown backend {name!r}; use sqlite, postgres or redis")
+    raise SystemExit(f"unknown backend {name!r}; use sqlite, postgres, redis or memory")
 
 
 def server_env(stores: dict[str, str]) -> dict[str, str]:
@@ -281,7 +289,8 @@ async def bench_backend(name: str, quick: bool, tmp: Path) -> list[Result]:
     stores, mode, cleanup = backend_env(name, tmp)
     server = ServerProcess(server_env(stores), tmp / f"{name}.log").start()
     try:
-        return await Bench(server.url, quick, mode).run()
+        pid = server.process.pid if server.process else None
+        return await Bench(server.url, quick, mode, pid).run()
     finally:
         server.stop()
         if cleanup is not None:

@@ -30,9 +30,12 @@ async def rate(
             for _ in range(per_connection):
                 await request(conn)
 
+    bench.meter.start()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(connections)))
-    return connections * per_connection / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    bench.cost = bench.meter.per(connections * per_connection, "req")
+    return connections * per_connection / elapsed
 
 
 async def floor(bench: Bench, connections: int = 50) -> float:
@@ -69,9 +72,12 @@ async def batches(bench: Bench, clients: int, per_client: int, size: int = 100) 
                 if status != 201:
                     raise RuntimeError(f"batch append answered {status}: {answer[:300]!r}")
 
+    bench.meter.start()
     started = time.perf_counter()
     await asyncio.gather(*(client(cid) for cid in conversations))
-    return clients * per_client * size / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    bench.cost = bench.meter.per(clients * per_client * size, "msg")
+    return clients * per_client * size / elapsed
 
 
 async def reload_bytes(bench: Bench, cid: str) -> dict[str, tuple[int, str]]:

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         description="Open connections (WebSockets included) past which new HTTP requests answer 503 "
         "(0: no limit).",
     )
+    opentelemetry: bool = Field(
+        False,
+        description="The web framework's OpenTelemetry traces, metrics and logs of each request, sent to "
+        "the providers configured in the process (off: /metrics only, and no per-request check).",
+    )
 
     # limits
     max_body_bytes: int = Field(1 * MIB, ge=1 * KIB, description="Largest request body.")

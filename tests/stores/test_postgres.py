@@ -4,15 +4,27 @@ that race for one conversation."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatkeep.errors import StoreUnavailable
-from chatkeep.models import Conversation, MessageStatus, Mode, NewMessage, Role, Usage
+from chatkeep.errors import NotFound, StoreUnavailable
+from chatkeep.models import (
+    AppendOutcome,
+    Conversation,
+    ConversationPatch,
+    MessageStatus,
+    Mode,
+    NewMessage,
+    Role,
+    Scope,
+    Usage,
+)
 from chatkeep.stores import open_store
 from chatkeep.stores.sql import SqlStore
 from tests import services
@@ -125,3 +137,79 @@ async def _write_pool_pids(store: SqlStore) -> AsyncIterator[int]:
     pool = store._writes._pool
     async with pool.acquire() as conn:
         yield await conn.fetchval("SELECT pg_backend_pid()")
+
+
+def _say(mid: str) -> list[NewMessage]:
+    return [NewMessage(id=mid, role=Role.USER, content=mid, usage=Usage(1, 0))]
+
+
+async def test_an_append_after_other_writes_plans_on_the_stored_row(tmp_path: Path) -> None:
+    # An append plans on the row its store's last append left, and writes only if the row is still
+    # that version. Every other write in between (a patch, another instance's append, a delete and
+    # a new conversation of the same id) must show in what the next append answers and stores.
+    async for one in open_backend("postgres", str(tmp_path)):
+        assert isinstance(one, SqlStore)
+        other = open_store(one.url)
+        await other.connect()
+        try:
+            await one.create_conversation(_conversation("c"))
+            await one.append_messages("t1", "c", _say("m1"))
+            await one.update_conversation("t1", "c", ConversationPatch(title="renamed", tags=("x",)))
+            after_patch = await one.append_messages("t1", "c", _say("m2"))
+            await other.append_messages("t1", "c", _say("m3"))
+            after_other = await one.append_messages("t1", "c", _say("m4"))
+            with pytest.raises(NotFound):
+                await one.append_messages("t1", "c", _say("m5"), scope=Scope(user="someone-else"))
+            await other.delete_conversation("t1", "c")
+            with pytest.raises(NotFound):
+                await one.append_messages("t1", "c", _say("m6"))
+            await other.create_conversation(_conversation("c"))
+            renewed = await one.append_messages("t1", "c", _say("m7"))
+            stored = await other.get_conversation("t1", "c")
+            page = await other.read_messages(stored, limit=10)
+        finally:
+            await other.close()
+        assert (after_patch.conversation.title, after_patch.conversation.tags) == ("renamed", ("x",))
+        assert after_patch.conversation.version == 2
+        assert [r.message.seq for r in after_patch.results] == [2]
+        assert [r.message.seq for r in after_other.results] == [4]
+        assert (after_other.conversation.message_count, after_other.conversation.usage) == (4, Usage(4, 0))
+        assert [r.message.seq for r in renewed.results] == [1]
+        assert (renewed.conversation.title, renewed.conversation.message_count) == ("race", 1)
+        assert [(m.seq, m.id) for m in page.messages] == [(1, "m7")]
+        assert (stored.last_seq, stored.message_count, stored.usage) == (1, 1, Usage(1, 0))
+
+
+async def test_appends_of_three_instances_racing_with_patches_stay_gapless(tmp_path: Path) -> None:
+    async for one in open_backend("postgres", str(tmp_path)):
+        assert isinstance(one, SqlStore)
+        others = [open_store(one.url) for _ in range(2)]
+        for store in others:
+            await store.connect()
+        stores = (one, *others)
+        try:
+            await one.create_conversation(_conversation("c"))
+            order = list(range(90))
+            random.shuffle(order)
+            writes = [stores[i % 3].append_messages("t1", "c", _say(f"m{i}")) for i in order]
+            writes += [
+                stores[i % 3].update_conversation("t1", "c", ConversationPatch(title=f"t{i}"))
+                for i in range(9)
+            ]
+            random.shuffle(writes)
+            outcomes = await asyncio.gather(*writes)
+            conversation = await one.get_conversation("t1", "c")
+            page = await one.read_messages(conversation, limit=200)
+        finally:
+            for store in others:
+                await store.close()
+        appended = [o for o in outcomes if isinstance(o, AppendOutcome)]
+        assert sorted(r.message.seq for o in appended for r in o.results) == list(range(1, 91))
+        assert [m.seq for m in page.messages] == list(range(1, 91))
+        assert sorted(m.id for m in page.messages) == sorted(f"m{i}" for i in range(90))
+        assert (conversation.last_seq, conversation.message_count, conversation.usage) == (
+            90,
+            90,
+            Usage(90, 0),
+        )
+        assert conversation.version == 1 + 9

@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         openapi_url="/openapi.json",
         docs_url=None,  # served by api/docs.py, with its assets
         redoc_url=None,
+        # Off, the framework skips asking for OpenTelemetry providers on every request.
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     metrics = Metrics()
     app.state.services = services

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -56,3 +57,21 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def _caller_of(request: Request) -> Caller:
+    return await get_caller(request, await bearer(request))
+
+
+async def _principal_of(request: Request) -> Principal:
+    return await get_principal(request, await bearer(request))
+
+
+# The dependencies above as functions of the request alone, for the routes that answer without the
+# framework's dependency solving (api/route.py): each computes what its dependency would.
+OF_REQUEST: dict[Any, Callable[[Request], Awaitable[Any]]] = {
+    get_caller: _caller_of,
+    get_principal: _principal_of,
+    get_services: get_services,
+    get_metrics: get_metrics,
+}

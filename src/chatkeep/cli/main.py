@@ -69,10 +69,8 @@ def main() -> None:
 @click.option("--port", default=None, type=int, help="Port (default CHATKEEP_PORT or 8000).")
 def serve(host: str | None, port: int | None) -> None:
     """Migrate the stores and serve the REST API."""
-    import uvicorn
-
     from chatkeep.api.app import create_app
-    from chatkeep.api.server import uvicorn_config
+    from chatkeep.api.server import serve as serve_app
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     settings = Settings(**overrides)
@@ -82,7 +80,7 @@ def serve(host: str | None, port: int | None) -> None:
     click.echo(
         f"chatkeep {__version__} on http://{settings.host}:{settings.port}  (dev mode {dev})", err=True
     )
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    serve_app(app, settings)
 
 
 @main.command()

@@ -2,7 +2,9 @@
 
 Each write is two round trips and no transaction block: one statement reads the conversation (and
 the message a delta or finish names) with the row's version, the domain plans the write from it,
-and one statement writes the plan only if the conversation row is still that version (statements
+and one statement writes the plan only if the conversation row is still that version. An append
+after this process's last append of the conversation plans on the row that append left and is one
+round trip; if the row moved meanwhile (another instance, another kind of write), it reads again (statements
 in `statements.py`, compiled here once to SQL text and prepared once a connection). A single
 statement is atomic and, committed, durable. Nothing is locked between the two round trips, and a
 write that finds the row changed writes nothing; writes to one conversation take turns in this
@@ -17,6 +19,7 @@ returns None and the store runs its general operation, which locks the row in a 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -30,10 +33,11 @@ from chatkeep.domain import (
     after_finish,
     errors,
     finished,
+    is_expired,
     plan_append,
     plan_extend,
 )
-from chatkeep.errors import QuotaExceeded, StoreUnavailable
+from chatkeep.errors import ChatkeepError, QuotaExceeded, StoreUnavailable
 from chatkeep.models import (
     AppendOutcome,
     Conversation,
@@ -81,6 +85,10 @@ APPEND_IF_UNCHANGED = Compiled(statements.APPEND_IF_UNCHANGED)
 SAVE_MESSAGE_IF_UNCHANGED = Compiled(statements.SAVE_MESSAGE_IF_UNCHANGED)
 
 
+# Conversations whose row this process remembers (about 1 KB each).
+REMEMBERED = 4_096
+
+
 class GiveWay(Exception):
     """This write is for the general operation (`PostgresWrites` returns None)."""
 
@@ -96,6 +104,9 @@ class PostgresWrites:
         self._redacted = url.redacted
         self._pool: asyncpg.Pool | None = None
         self._turns = KeyedLocks()
+        # By conversation, the row this process's last append left and its version: the next
+        # append plans on it and skips the read (its write checks the version, as after a read).
+        self._committed: OrderedDict[tuple[str, str], tuple[Conversation, int]] = OrderedDict()
 
     async def open(self) -> None:
         # No connection is made until the first write (min_size=0): opening cannot fail.
@@ -118,32 +129,68 @@ class PostgresWrites:
     # -- writes -----------------------------------------------------------------------------------
 
     async def append(self, request: Append, now: int) -> AppendOutcome | None:
-        r = request
-        (tenant, cid), new, scope = r.ref.key, r.messages, r.ref.scope
-        async with self._turns.hold((tenant, cid)), self._connection() as conn:
-            row = await self._read(conn, READ_CONVERSATION, {"tenant": tenant, "cid": cid})
-            current = checked(row, cid, now, scope)
-            try:
-                plan = plan_append(current, {}, new, now, max_messages=r.max_messages, policy=r.policy)
-            except QuotaExceeded:
-                return None  # perhaps only because retried messages were counted as new
-            if plan.trim_below is not None:
-                return None
-            if not plan.inserts:
-                return AppendOutcome(plan.conversation, plan.results)
-            after = plan.conversation
-            params = {
-                **_counters(after, tenant, row["row_version"]),
-                "last_seq": after.last_seq,
-                "message_count": after.message_count,
-            }
-            for name in statements.MESSAGE_FIELDS:
-                params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
-            written = await self._write(conn, APPEND_IF_UNCHANGED, params)
-            if len(written) != len(plan.inserts):
-                return None
-            return AppendOutcome(after, plan.results)
+        key = request.ref.key
+        async with self._turns.hold(key), self._connection() as conn:
+            recalled = self._recall(key, now, request.ref.scope)
+            if recalled is not None:
+                try:
+                    outcome = await self._append_on(conn, request, now, *recalled)
+                except ChatkeepError:  # perhaps only so on the remembered row: answer from the stored one
+                    outcome = None
+                if outcome is not None:
+                    return outcome
+                self._committed.pop(key, None)
+            row = await self._read(conn, READ_CONVERSATION, {"tenant": key[0], "cid": key[1]})
+            current = checked(row, key[1], now, request.ref.scope)
+            return await self._append_on(conn, request, now, current, row["row_version"])
         return None
+
+    async def _append_on(
+        self, conn: Any, request: Append, now: int, current: Conversation, version: int
+    ) -> AppendOutcome | None:
+        """Plan the append on `current`, the conversation as it stands at row version `version`,
+        and write it if the row is still that version."""
+        r = request
+        tenant = r.ref.key[0]
+        try:
+            plan = plan_append(current, {}, r.messages, now, max_messages=r.max_messages, policy=r.policy)
+        except QuotaExceeded:
+            return None  # perhaps only because retried messages were counted as new
+        if plan.trim_below is not None:
+            return None
+        if not plan.inserts:
+            return AppendOutcome(plan.conversation, plan.results)
+        after = plan.conversation
+        params = {
+            **_counters(after, tenant, version),
+            "last_seq": after.last_seq,
+            "message_count": after.message_count,
+        }
+        for name in statements.MESSAGE_FIELDS:
+            params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
+        written = await self._write(conn, APPEND_IF_UNCHANGED, params)
+        if len(written) != len(plan.inserts):
+            return None
+        self._remember(r.ref.key, after, written[0]["row_version"])
+        return AppendOutcome(after, plan.results)
+
+    def _recall(self, key: tuple[str, str], now: int, scope: Scope) -> tuple[Conversation, int] | None:
+        """The conversation and row version this process's last append of it left, if the caller
+        may see it and it is live by it. Written on only if the row is still that version."""
+        recalled = self._committed.get(key)
+        if recalled is None:
+            return None
+        conversation = recalled[0]
+        if not scope.admits(conversation.user, conversation.workspace) or is_expired(conversation, now):
+            return None  # read it: the stored row decides the answer
+        self._committed.move_to_end(key)
+        return recalled
+
+    def _remember(self, key: tuple[str, str], conversation: Conversation, version: int) -> None:
+        self._committed[key] = (conversation, version)
+        self._committed.move_to_end(key)
+        if len(self._committed) > REMEMBERED:
+            self._committed.popitem(last=False)
 
     async def extend(self, request: Extend, now: int) -> Extension | None:
         r = request

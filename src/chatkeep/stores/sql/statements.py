@@ -116,7 +116,9 @@ APPEND_IF_UNCHANGED = (
         .select_from(_COUNTED)
         .join(_NEW, sa.true()),
     )
-    .returning(m.seq)
+    # The conversation row's version after this write: the xmin of the row it updated, which is
+    # this statement's transaction.
+    .returning(m.seq, sa.literal_column("pg_current_xact_id()::xid").label("row_version"))
 )
 _ACTIVE = (
     sa.update(conversations)
