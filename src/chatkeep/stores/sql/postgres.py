@@ -82,6 +82,7 @@ class Compiled:
 READ_CONVERSATION = Compiled(statements.READ_CONVERSATION)
 READ_CONVERSATION_AND_MESSAGE = Compiled(statements.READ_CONVERSATION_AND_MESSAGE)
 APPEND_IF_UNCHANGED = Compiled(statements.APPEND_IF_UNCHANGED)
+APPEND_ONE_IF_UNCHANGED = Compiled(statements.APPEND_ONE_IF_UNCHANGED)
 SAVE_MESSAGE_IF_UNCHANGED = Compiled(statements.SAVE_MESSAGE_IF_UNCHANGED)
 
 
@@ -166,9 +167,16 @@ class PostgresWrites:
             "last_seq": after.last_seq,
             "message_count": after.message_count,
         }
-        for name in statements.MESSAGE_FIELDS:
-            params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
-        written = await self._write(conn, APPEND_IF_UNCHANGED, params)
+        if len(plan.inserts) == 1:
+            (message,) = plan.inserts
+            statement = APPEND_ONE_IF_UNCHANGED
+            for name in statements.MESSAGE_FIELDS:
+                params[f"new_{name}"] = _field(message, name)
+        else:
+            statement = APPEND_IF_UNCHANGED
+            for name in statements.MESSAGE_FIELDS:
+                params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
+        written = await self._write(conn, statement, params)
         if len(written) != len(plan.inserts):
             return None
         self._remember(r.ref.key, after, written[0]["row_version"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -24,19 +26,17 @@ LOCK_CONVERSATION = GET_CONVERSATION.with_for_update()
 FIND_MESSAGES_BY_ID = sa.select(messages).where(MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True)))
 INSERT_MESSAGE = sa.insert(messages)
 DELETE_MESSAGES_BY_ID = sa.delete(messages).where(MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True)))
-UPDATE_AFTER_APPEND = (
-    sa.update(conversations)
-    .where(CONVERSATION_KEY)
-    .values(
-        last_seq=sa.bindparam("last_seq"),
-        message_count=sa.bindparam("message_count"),
-        last_activity_at=sa.bindparam("last_activity_at"),
-        preview=sa.bindparam("preview"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-        expires_at=sa.bindparam("expires_at"),
-    )
-)
+# What an append or a stream's growth changes in its conversation's row, in both paths.
+_ACTIVITY: dict[str, sa.BindParameter[Any]] = {
+    name: sa.bindparam(name)
+    for name in ("last_activity_at", "preview", "input_tokens", "output_tokens", "expires_at")
+}
+_AFTER_APPEND = {
+    "last_seq": sa.bindparam("last_seq"),
+    "message_count": sa.bindparam("message_count"),
+    **_ACTIVITY,
+}
+UPDATE_AFTER_APPEND = sa.update(conversations).where(CONVERSATION_KEY).values(**_AFTER_APPEND)
 TRIM_MESSAGES = (
     sa.update(messages)
     .where(MESSAGES_KEY, m.seq >= sa.bindparam("low"), m.seq < sa.bindparam("high"))
@@ -81,55 +81,53 @@ READ_CONVERSATION_AND_MESSAGE = (
 _COUNTED = (
     sa.update(conversations)
     .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
-    .values(
-        last_seq=sa.bindparam("last_seq"),
-        message_count=sa.bindparam("message_count"),
-        last_activity_at=sa.bindparam("last_activity_at"),
-        preview=sa.bindparam("preview"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-        expires_at=sa.bindparam("expires_at"),
-    )
+    .values(**_AFTER_APPEND)
     .returning(c.tenant_id, c.id)
     .cte("counted")
 )
 JSON_FIELDS = {"parts", "metadata"}
-# One array a field, one element a message: one statement whatever the batch size. JSON goes as
-# text (an array of JSON lists would read as a deeper array) and is cast back.
+
+
+def _new_type(name: str) -> sa.types.TypeEngine[Any]:
+    # JSON goes as text (an array of JSON lists would read as a deeper array) and is cast back.
+    return sa.Text() if name in JSON_FIELDS else m[name].type
+
+
+# One array a field, one element a message: one statement whatever the batch size.
 _NEW = (
-    sa.func.unnest(
-        *(
-            sa.bindparam(f"new_{name}", type_=ARRAY(sa.Text if name in JSON_FIELDS else m[name].type))
-            for name in MESSAGE_FIELDS
-        )
-    )
+    sa.func.unnest(*(sa.bindparam(f"new_{name}", type_=ARRAY(_new_type(name))) for name in MESSAGE_FIELDS))
     .table_valued(*MESSAGE_FIELDS)
     .render_derived()
 )
-_NEW_VALUES = [sa.cast(_NEW.c[n], JSONB) if n in JSON_FIELDS else _NEW.c[n] for n in MESSAGE_FIELDS]
-# The conversation's new counters and its new messages, written only if the row is as it was read.
-APPEND_IF_UNCHANGED = (
-    sa.insert(messages)
-    .from_select(
-        ["tenant_id", "conversation_id", *MESSAGE_FIELDS, "updated_at"],
-        sa.select(_COUNTED.c.tenant_id, _COUNTED.c.id, *_NEW_VALUES, _NEW.c.created_at)
-        .select_from(_COUNTED)
-        .join(_NEW, sa.true()),
+# One message, its fields as they are (no arrays to build and take apart).
+_ONE = sa.select(
+    *(sa.bindparam(f"new_{name}", type_=_new_type(name)).label(name) for name in MESSAGE_FIELDS)
+).subquery("one")
+
+
+def _append_if_unchanged(new: sa.FromClause) -> sa.Insert:
+    """The conversation's new counters and the messages of `new`, written only if the row is as it
+    was read. Returns the seqs written and the row's version after this write: the xmin of the row
+    it updated, which is this statement's transaction."""
+    values = [sa.cast(new.c[n], JSONB) if n in JSON_FIELDS else new.c[n] for n in MESSAGE_FIELDS]
+    return (
+        sa.insert(messages)
+        .from_select(
+            ["tenant_id", "conversation_id", *MESSAGE_FIELDS, "updated_at"],
+            sa.select(_COUNTED.c.tenant_id, _COUNTED.c.id, *values, new.c.created_at)
+            .select_from(_COUNTED)
+            .join(new, sa.true()),
+        )
+        .returning(m.seq, sa.literal_column("pg_current_xact_id()::xid").label("row_version"))
     )
-    # The conversation row's version after this write: the xmin of the row it updated, which is
-    # this statement's transaction.
-    .returning(m.seq, sa.literal_column("pg_current_xact_id()::xid").label("row_version"))
-)
+
+
+APPEND_IF_UNCHANGED = _append_if_unchanged(_NEW)
+APPEND_ONE_IF_UNCHANGED = _append_if_unchanged(_ONE)
 _ACTIVE = (
     sa.update(conversations)
     .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
-    .values(
-        last_activity_at=sa.bindparam("last_activity_at"),
-        expires_at=sa.bindparam("expires_at"),
-        preview=sa.bindparam("preview"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-    )
+    .values(**_ACTIVITY)
     .returning(c.tenant_id, c.id)
     .cte("active")
 )
