@@ -136,6 +136,14 @@ class PostgresWrites:
             if recalled is not None:
                 try:
                     outcome = await self._append_on(conn, request, now, *recalled)
+                except StoreUnavailable as exc:
+                    if isinstance(exc.__cause__, BROKEN):
+                        # This write was the pooled connection's first statement, so a connection
+                        # the server ended while pooled fails here: the general operation runs on
+                        # another. Appends are idempotent by id: had the lost write been applied
+                        # after all, its messages are stored once and answered as already stored.
+                        raise GiveWay from exc.__cause__
+                    raise
                 except ChatkeepError:  # perhaps only so on the remembered row: answer from the stored one
                     outcome = None
                 if outcome is not None:
@@ -307,7 +315,10 @@ class _Acquired:
     ) -> bool:
         cause = error.__cause__ if isinstance(error, GiveWay | StoreUnavailable) else error
         if isinstance(cause, BROKEN):
-            self._conn.terminate()  # the pool opens a new one in its place
+            try:
+                self._conn.terminate()  # the pool opens a new one in its place
+            except asyncpg.InterfaceError:
+                pass  # closed already, and so given back to the pool by the driver
         await self._pool.release(self._conn)
         return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
 
