@@ -73,6 +73,20 @@ async def test_an_unreachable_server_is_store_unavailable_with_the_password_hidd
         await store.close()
 
 
+async def _instances(tmp_path: Path, count: int) -> AsyncIterator[tuple[SqlStore, ...]]:
+    """`count` stores on one database, as `count` instances of the service would be."""
+    async for first in open_backend("postgres", str(tmp_path)):
+        assert isinstance(first, SqlStore)
+        others = [open_store(first.url) for _ in range(count - 1)]
+        for store in others:
+            await store.connect()
+        try:
+            yield (first, *(store for store in others if isinstance(store, SqlStore)))
+        finally:
+            for store in others:
+                await store.close()
+
+
 def _conversation(cid: str) -> Conversation:
     return Conversation(tenant="t1", id=cid, workspace="w", user="u", mode=Mode.DURABLE, title="race")
 
@@ -81,28 +95,22 @@ async def test_racing_appends_deltas_and_a_finish_on_one_conversation_lose_nothi
     # Two instances on one database: the writes of each take turns, but those of the other race
     # them for the conversation row. A write finding the row changed writes nothing and runs again
     # the locked way. Nothing may be lost or counted twice either way.
-    async for one in open_backend("postgres", str(tmp_path)):
-        assert isinstance(one, SqlStore)
-        other = open_store(one.url)
-        await other.connect()
-        try:
-            await one.create_conversation(_conversation("c"))
-            reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
-            await one.append_messages("t1", "c", [reply])
-            stores = (one, other)
-            writes = [stores[i % 2].extend_message("t1", "c", "r", f"<{i}>") for i in range(20)]
-            writes += [
-                stores[i % 2].append_messages(
-                    "t1", "c", [NewMessage(id=f"m{i}", role=Role.USER, content=f"m{i}", usage=Usage(1, 2))]
-                )
-                for i in range(20)
-            ]
-            await asyncio.gather(*writes)
-            done = await other.finish_message("t1", "c", "r", MessageStatus.COMPLETE, usage=Usage(100, 200))
-            conversation = await one.get_conversation("t1", "c")
-            page = await one.read_messages(conversation, limit=100)
-        finally:
-            await other.close()
+    async for one, other in _instances(tmp_path, 2):
+        await one.create_conversation(_conversation("c"))
+        reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
+        await one.append_messages("t1", "c", [reply])
+        stores = (one, other)
+        writes = [stores[i % 2].extend_message("t1", "c", "r", f"<{i}>") for i in range(20)]
+        writes += [
+            stores[i % 2].append_messages(
+                "t1", "c", [NewMessage(id=f"m{i}", role=Role.USER, content=f"m{i}", usage=Usage(1, 2))]
+            )
+            for i in range(20)
+        ]
+        await asyncio.gather(*writes)
+        done = await other.finish_message("t1", "c", "r", MessageStatus.COMPLETE, usage=Usage(100, 200))
+        conversation = await one.get_conversation("t1", "c")
+        page = await one.read_messages(conversation, limit=100)
         assert sorted(done.content.replace(">", "> ").split()) == sorted(f"<{i}>" for i in range(20))
         assert [m.seq for m in page.messages] == list(range(1, 22))
         assert sorted(m.id for m in page.messages[1:]) == sorted(f"m{i}" for i in range(20))
@@ -147,28 +155,22 @@ async def test_an_append_after_other_writes_plans_on_the_stored_row(tmp_path: Pa
     # An append plans on the row its store's last append left, and writes only if the row is still
     # that version. Every other write in between (a patch, another instance's append, a delete and
     # a new conversation of the same id) must show in what the next append answers and stores.
-    async for one in open_backend("postgres", str(tmp_path)):
-        assert isinstance(one, SqlStore)
-        other = open_store(one.url)
-        await other.connect()
-        try:
-            await one.create_conversation(_conversation("c"))
-            await one.append_messages("t1", "c", _say("m1"))
-            await one.update_conversation("t1", "c", ConversationPatch(title="renamed", tags=("x",)))
-            after_patch = await one.append_messages("t1", "c", _say("m2"))
-            await other.append_messages("t1", "c", _say("m3"))
-            after_other = await one.append_messages("t1", "c", _say("m4"))
-            with pytest.raises(NotFound):
-                await one.append_messages("t1", "c", _say("m5"), scope=Scope(user="someone-else"))
-            await other.delete_conversation("t1", "c")
-            with pytest.raises(NotFound):
-                await one.append_messages("t1", "c", _say("m6"))
-            await other.create_conversation(_conversation("c"))
-            renewed = await one.append_messages("t1", "c", _say("m7"))
-            stored = await other.get_conversation("t1", "c")
-            page = await other.read_messages(stored, limit=10)
-        finally:
-            await other.close()
+    async for one, other in _instances(tmp_path, 2):
+        await one.create_conversation(_conversation("c"))
+        await one.append_messages("t1", "c", _say("m1"))
+        await one.update_conversation("t1", "c", ConversationPatch(title="renamed", tags=("x",)))
+        after_patch = await one.append_messages("t1", "c", _say("m2"))
+        await other.append_messages("t1", "c", _say("m3"))
+        after_other = await one.append_messages("t1", "c", _say("m4"))
+        with pytest.raises(NotFound):
+            await one.append_messages("t1", "c", _say("m5"), scope=Scope(user="someone-else"))
+        await other.delete_conversation("t1", "c")
+        with pytest.raises(NotFound):
+            await one.append_messages("t1", "c", _say("m6"))
+        await other.create_conversation(_conversation("c"))
+        renewed = await one.append_messages("t1", "c", _say("m7"))
+        stored = await other.get_conversation("t1", "c")
+        page = await other.read_messages(stored, limit=10)
         assert (after_patch.conversation.title, after_patch.conversation.tags) == ("renamed", ("x",))
         assert after_patch.conversation.version == 2
         assert [r.message.seq for r in after_patch.results] == [2]
@@ -181,28 +183,19 @@ async def test_an_append_after_other_writes_plans_on_the_stored_row(tmp_path: Pa
 
 
 async def test_appends_of_three_instances_racing_with_patches_stay_gapless(tmp_path: Path) -> None:
-    async for one in open_backend("postgres", str(tmp_path)):
-        assert isinstance(one, SqlStore)
-        others = [open_store(one.url) for _ in range(2)]
-        for store in others:
-            await store.connect()
-        stores = (one, *others)
-        try:
-            await one.create_conversation(_conversation("c"))
-            order = list(range(90))
-            random.shuffle(order)
-            writes = [stores[i % 3].append_messages("t1", "c", _say(f"m{i}")) for i in order]
-            writes += [
-                stores[i % 3].update_conversation("t1", "c", ConversationPatch(title=f"t{i}"))
-                for i in range(9)
-            ]
-            random.shuffle(writes)
-            outcomes = await asyncio.gather(*writes)
-            conversation = await one.get_conversation("t1", "c")
-            page = await one.read_messages(conversation, limit=200)
-        finally:
-            for store in others:
-                await store.close()
+    async for stores in _instances(tmp_path, 3):
+        one = stores[0]
+        await one.create_conversation(_conversation("c"))
+        order = list(range(90))
+        random.shuffle(order)
+        writes = [stores[i % 3].append_messages("t1", "c", _say(f"m{i}")) for i in order]
+        writes += [
+            stores[i % 3].update_conversation("t1", "c", ConversationPatch(title=f"t{i}")) for i in range(9)
+        ]
+        random.shuffle(writes)
+        outcomes = await asyncio.gather(*writes)
+        conversation = await one.get_conversation("t1", "c")
+        page = await one.read_messages(conversation, limit=200)
         appended = [o for o in outcomes if isinstance(o, AppendOutcome)]
         assert sorted(r.message.seq for o in appended for r in o.results) == list(range(1, 91))
         assert [m.seq for m in page.messages] == list(range(1, 91))
