@@ -14,6 +14,7 @@ messages were counted as new, writes nothing here and is left to the general ope
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
@@ -57,6 +58,7 @@ class Compiled:
         self.sql = str(compiled)
         # A parameter the statement gives a value itself (TRIM_MESSAGES' status) keeps that value.
         binds = [compiled.binds[name] for name in compiled.positiontup or ()]
+        self.names = tuple(bind.key for bind in binds)
         self._params: list[tuple[str, bool, Any, Convert]] = [
             (bind.key, bind.required, bind.value, _bind_conversion(bind.type)) for bind in binds
         ]
@@ -186,8 +188,32 @@ def _insert_new(db: Any, tenant: str, inserts: Sequence[Message]) -> bool:
         # One row inserts or not: nothing to undo.
         return not rows or bool(db.execute(INSERT_NEW_MESSAGE.sql, rows[0]).rowcount == 1)
     db.execute("SAVEPOINT chatkeep_insert")
-    inserted = db.executemany(INSERT_NEW_MESSAGE.sql, rows).rowcount
+    inserted = 0
+    for start in range(0, len(rows), ROWS_A_STATEMENT):
+        chunk = rows[start : start + ROWS_A_STATEMENT]
+        inserted += db.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row]).rowcount
     if inserted != len(rows):
         db.execute("ROLLBACK TO chatkeep_insert")
     db.execute("RELEASE chatkeep_insert")
-    return bool(inserted == len(rows))
+    return inserted == len(rows)
+
+
+# A batch goes in statements of up to this many rows (1,300 parameters; SQLite allows 32,766): one
+# statement is one step of SQLite's, where `executemany` takes one a row, each releasing the GIL and
+# waiting to take it back from the event loop.
+ROWS_A_STATEMENT = 100
+
+
+@functools.cache
+def _insert_rows(count: int) -> str:
+    """INSERT_NEW_MESSAGE with `count` rows of values, taking the parameters of one row after another,
+    each in the order of INSERT_NEW_MESSAGE's."""
+    names = INSERT_NEW_MESSAGE.names
+    columns = statements.m
+    rows = [
+        {name: sa.bindparam(f"{name}_{i}", type_=columns[name].type) for name in names} for i in range(count)
+    ]
+    compiled = statements.INSERT_NEW_MESSAGE["sqlite"].values(rows).compile(dialect=DIALECT)
+    if list(compiled.positiontup or ()) != [f"{name}_{i}" for i in range(count) for name in names]:
+        raise RuntimeError("SQLAlchemy orders the parameters of a multi-row INSERT another way")
+    return str(compiled)
