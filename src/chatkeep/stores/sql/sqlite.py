@@ -15,6 +15,7 @@ messages were counted as new, writes nothing here and is left to the general ope
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
@@ -56,23 +57,31 @@ class Compiled:
     def __init__(self, statement: sa.ClauseElement) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=DIALECT))
         self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in self.names]
+        self._take = _taker(self.names)
         # A parameter the statement gives a value itself (TRIM_MESSAGES' status) keeps that value.
-        binds = [compiled.binds[name] for name in compiled.positiontup or ()]
-        self.names = tuple(bind.key for bind in binds)
-        self._params: list[tuple[str, bool, Any, Convert]] = [
-            (bind.key, bind.required, bind.value, _bind_conversion(bind.type)) for bind in binds
-        ]
+        self._given = {
+            name: compiled.binds[name].value for name in self.names if not compiled.binds[name].required
+        }
+        self._convert = _conversions([_bind_conversion(bind.type) for bind in binds])
         selected = statement.selected_columns if isinstance(statement, sa.Select) else ()
-        self._columns: list[tuple[str, Convert]] = [
-            (str(column.key), _result_conversion(column.type)) for column in selected
+        self.columns = tuple(str(column.key) for column in selected)
+        self._convert_columns = [
+            (self.columns[i], convert)
+            for i, convert in _conversions([_result_conversion(column.type) for column in selected])
         ]
 
-    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = []
-        for name, required, given, convert in self._params:
-            value = params[name] if required else given
-            values.append(value if convert is None else convert(value))
-        return tuple(values)
+    def args(self, params: Mapping[str, Any]) -> Sequence[Any]:
+        if self._given:
+            params = {**params, **self._given}
+        values = self._take(params)
+        if not self._convert:
+            return values
+        converted = list(values)
+        for i, convert in self._convert:
+            converted[i] = convert(converted[i])
+        return converted
 
     def execute(self, db: Any, params: Mapping[str, Any]) -> Any:
         return db.execute(self.sql, self.args(params))
@@ -82,10 +91,22 @@ class Compiled:
         row = self.execute(db, params).fetchone()
         if row is None:
             return None
-        return {
-            name: value if convert is None else convert(value)
-            for (name, convert), value in zip(self._columns, row, strict=True)
-        }
+        columns = dict(zip(self.columns, row, strict=True))
+        for name, convert in self._convert_columns:
+            columns[name] = convert(columns[name])
+        return columns
+
+
+def _taker(names: Sequence[str]) -> Callable[[Mapping[str, Any]], Sequence[Any]]:
+    """A function of the parameters to their values in `names`' order (`itemgetter` is the quickest)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    return lambda params: [params[name] for name in names]
+
+
+def _conversions(conversions: Sequence[Convert]) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The conversions there are, by position."""
+    return [(i, convert) for i, convert in enumerate(conversions) if convert is not None]
 
 
 def _bind_conversion(type_: sa.types.TypeEngine[Any]) -> Convert:

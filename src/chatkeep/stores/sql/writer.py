@@ -80,8 +80,12 @@ class GroupCommitWriter:
             pass
         except BaseException as exc:  # the commit itself failed: nothing of the group is durable
             outcomes = [(False, exc)] * len(group)
+        # One wake-up of each waiting event loop a group, not one a write.
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, loop, future), (ok, value) in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_settle, future, ok, value)
+            answers.setdefault(loop, []).append((future, ok, value))
+        for loop, settled in answers.items():
+            loop.call_soon_threadsafe(_settle, settled)
 
 
 class _RolledBack(Exception):
@@ -110,10 +114,11 @@ def _in_savepoint(conn: sa.Connection, db: Any, operation: Operation) -> tuple[b
     return True, result
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
