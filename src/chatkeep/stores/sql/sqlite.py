@@ -46,6 +46,7 @@ from chatkeep.stores.sql.rows import (
     saved_message_values,
 )
 
+# The store's engine sets no JSON serializer of its own: this dialect converts as that engine's does.
 DIALECT = sqlite_dialect.dialect()
 Convert = Callable[[Any], Any] | None
 
@@ -225,7 +226,7 @@ def _insert_new(db: Any, tenant: str, inserts: Sequence[Message]) -> bool:
 ROWS_A_STATEMENT = 100
 
 
-@functools.cache
+@functools.cache  # at most ROWS_A_STATEMENT texts
 def _insert_rows(count: int) -> str:
     """INSERT_NEW_MESSAGE with `count` rows of values, taking the parameters of one row after another,
     each in the order of INSERT_NEW_MESSAGE's."""
