@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from chatkeep.errors import ConfigError, NotFound
-from chatkeep.models import Conversation, Mode, NewMessage, Role
+from chatkeep.errors import ConfigError, NotFound, StoreUnavailable
+from chatkeep.models import (
+    ANYONE,
+    Conversation,
+    LimitPolicy,
+    MessageStatus,
+    Mode,
+    NewMessage,
+    Role,
+    Usage,
+)
 from chatkeep.stores import open_store
-from chatkeep.stores.sql import SqlStore
+from chatkeep.stores.requests import Append, Extend, Finish, Ref
+from chatkeep.stores.sql import SqlStore, message_ops, sqlite
 
 
 def conv(cid: str) -> Conversation:
@@ -69,3 +82,165 @@ async def test_wal_mode_and_synchronous_option(tmp_path: Path) -> None:
         SqlStore(f"sqlite:///{tmp_path}/x.db?synchronous=sometimes")._open_sqlite()
     with pytest.raises(ConfigError):
         await SqlStore("sqlite://").connect()
+
+
+# -- appends, deltas and finishes on the driver connection (stores/sql/sqlite.py) ----------------------
+
+
+class Refused(Exception):
+    """A write that fails after it has written."""
+
+
+async def test_a_write_failing_after_it_wrote_leaves_nothing_and_spares_its_group(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    for i in range(20):
+        await store.create_conversation(conv(f"c{i}"))
+
+    def write_then_fail(cid: str) -> Callable[[sa.Connection], None]:
+        def operation(conn: sa.Connection) -> None:
+            sqlite.append(conn, Append(Ref("t", cid), [msg(f"lost-{cid}"), msg(f"lost2-{cid}")]), 1)
+            raise Refused
+
+        return operation
+
+    # 40 writes at once share commits: every other one appends two messages, then fails.
+    calls = [
+        store.append_messages("t", f"c{i // 2}", [msg(f"m{i}")])
+        if i % 2 == 0
+        else store._run(write_then_fail(f"c{i // 2}"), write=True)
+        for i in range(40)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, Refused) for r in results[1::2])
+    await store.close()
+
+    reopened = await opened(tmp_path)
+    for i in range(20):
+        c = await reopened.get_conversation("t", f"c{i}")
+        page = await reopened.read_messages(c)
+        assert (c.message_count, c.last_seq) == (1, 1)
+        assert [(m.id, m.seq) for m in page.messages] == [(f"m{2 * i}", 1)]
+    await reopened.close()
+
+
+async def test_batches_longer_than_one_statement_insert_all_or_replay_the_stored(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    await store.create_conversation(conv("long"))
+    count = 2 * sqlite.ROWS_A_STATEMENT + 7
+    first = await store.append_messages("t", "long", [msg(f"a{i}") for i in range(count)])
+    assert [(r.message.seq, r.created) for r in first.results] == [(i + 1, True) for i in range(count)]
+    # One id of the next batch was stored, in its third statement's rows: the rows of the first two
+    # are undone, and the batch is appended around the stored message.
+    batch = [msg(f"b{i}") for i in range(count)]
+    batch[count - 3] = msg("a5")
+    second = await store.append_messages("t", "long", batch)
+    seqs = [(r.message.id, r.message.seq, r.created) for r in second.results]
+    assert seqs[count - 3] == ("a5", 6, False)
+    assert [s for s in seqs if s[2]] == [
+        (f"b{i}", count + 1 + i - (i > count - 3), True) for i in range(count) if i != count - 3
+    ]
+    c = await store.get_conversation("t", "long")
+    assert (c.message_count, c.last_seq) == (2 * count - 1, 2 * count - 1)
+    page = await store.read_messages(c, limit=2 * count)
+    assert [m.id for m in page.messages] == [f"a{i}" for i in range(count)] + [
+        f"b{i}" for i in range(count) if i != count - 3
+    ]
+    await store.close()
+
+
+NOW = 1_000
+STREAM_USAGE = Usage(5, 6)
+
+
+async def test_the_driver_connection_writes_what_the_general_operations_write(tmp_path: Path) -> None:
+    """Appends, deltas and finishes give the same results, and store the same rows, as the general
+    operations (`message_ops`) on the same store."""
+    store = SqlStore(f"sqlite:///{tmp_path}/same.db", clock=lambda: NOW)
+    await store.connect()
+    await store.migrate()
+    new = [
+        NewMessage(id="q", role=Role.USER, content="hi", parts=[{"k": [1, None]}], metadata={"m": 1}),
+        NewMessage(id="r", role=Role.ASSISTANT, usage=Usage(3, 4), status=MessageStatus.STREAMING),
+    ]
+    seen = []
+    for cid, writes in (("quick", quick_writes), ("general", general_writes)):
+        await store.create_conversation(replace(conv(cid), tags=("a", "b"), ttl_ms=60_000, title="T"))
+        results = await writes(store, Ref("t", cid), new)
+        conversation = await store.get_conversation("t", cid)
+        page = await store.read_messages(conversation)
+        seen.append([repr(x).replace(f"'{cid}'", "'?'") for x in (*results, conversation, page)])
+    assert seen[0] == seen[1]
+    assert "parts=[{'k': [1, None]}]" in seen[0][4] and "tags=('a', 'b')" in seen[0][3]
+    await store.close()
+
+
+async def quick_writes(store: SqlStore, ref: Ref, new: list[NewMessage]) -> tuple[object, ...]:
+    return (
+        await store.append(Append(ref, new, max_messages=10, policy=LimitPolicy.TRIM)),
+        await store.extend(Extend(ref, "r", "lo", offset=0)),
+        await store.finish(Finish(ref, "r", MessageStatus.COMPLETE, STREAM_USAGE)),
+    )
+
+
+async def general_writes(store: SqlStore, ref: Ref, new: list[NewMessage]) -> tuple[object, ...]:
+    tenant, cid = ref.key
+    return (
+        await store._run(
+            lambda conn: message_ops.append_messages(
+                conn, tenant, cid, new, NOW, 10, LimitPolicy.TRIM, ANYONE
+            ),
+            write=True,
+        ),
+        await store._run(
+            lambda conn: message_ops.extend_message(conn, tenant, cid, "r", "lo", 0, None, NOW, ANYONE),
+            write=True,
+        ),
+        await store._run(
+            lambda conn: message_ops.finish_message(
+                conn, tenant, cid, "r", MessageStatus.COMPLETE, STREAM_USAGE, NOW, ANYONE
+            ),
+            write=True,
+        ),
+    )
+
+
+async def test_driver_errors_are_store_unavailable(tmp_path: Path) -> None:
+    store = await opened(tmp_path)
+    await store.create_conversation(conv("c"))
+    streaming = NewMessage(id="s", role=Role.ASSISTANT, status=MessageStatus.STREAMING)
+    await store.append_messages("t", "c", [streaming])
+    # Triggers of the writer's connection make its writes of messages fail as a lost table would.
+    for event in ("INSERT", "UPDATE"):
+        await store._run(
+            lambda conn, event=event: conn.exec_driver_sql(
+                f"CREATE TEMP TRIGGER fail_{event} BEFORE {event} ON main.messages "
+                "BEGIN DELETE FROM missing_table; END"
+            ),
+            write=True,
+        )
+    with pytest.raises(StoreUnavailable):
+        await store.append_messages("t", "c", [msg("m")])
+    with pytest.raises(StoreUnavailable):
+        await store.extend_message("t", "c", "s", "more")
+    with pytest.raises(StoreUnavailable):
+        await store.finish_message("t", "c", "s", MessageStatus.COMPLETE)
+    for event in ("INSERT", "UPDATE"):
+        await store._run(
+            lambda conn, event=event: conn.exec_driver_sql(f"DROP TRIGGER fail_{event}"), write=True
+        )
+    outcome = await store.append_messages("t", "c", [msg("m")])
+    assert (outcome.results[0].message.seq, outcome.conversation.message_count) == (2, 2)
+    c = await store.get_conversation("t", "c")
+    page = await store.read_messages(c)
+    assert [(m.id, m.content, m.status) for m in page.messages] == [
+        ("s", "", MessageStatus.STREAMING),
+        ("m", "m", MessageStatus.COMPLETE),
+    ]
+    await store.close()
+
+
+async def opened(tmp_path: Path) -> SqlStore:
+    store = SqlStore(f"sqlite:///{tmp_path}/store.db")
+    await store.connect()
+    await store.migrate()
+    return store

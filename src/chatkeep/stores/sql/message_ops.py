@@ -8,8 +8,6 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatkeep.domain import (
     AppendPlan,
@@ -38,21 +36,25 @@ from chatkeep.models import (
 from chatkeep.stores.base import Extension
 from chatkeep.stores.sql.ops import load
 from chatkeep.stores.sql.rows import (
+    activity_values,
+    appended_values,
     message_of,
     message_values,
+    saved_message_values,
 )
-from chatkeep.stores.sql.schema import conversations, messages
+from chatkeep.stores.sql.schema import messages
 from chatkeep.stores.sql.statements import (
     AFTER_PAGE,
     BEFORE_PAGE,
-    CONVERSATION_KEY,
     DELETE_MESSAGES_BY_ID,
     FIND_MESSAGES_BY_ID,
     GET_MESSAGE,
     INSERT_MESSAGE,
+    INSERT_NEW_MESSAGE,
     LATEST_PAGE,
-    MESSAGES_KEY,
     RANGE_PAGE,
+    SAVE_ACTIVITY,
+    SAVE_MESSAGE,
     TRIM_MESSAGES,
     UPDATE_AFTER_APPEND,
 )
@@ -89,20 +91,7 @@ def append_messages(
     if plan.trim_below is not None:
         conn.execute(TRIM_MESSAGES, {**key, "low": current.first_seq, "high": plan.trim_below})
     if plan.inserts:
-        after = plan.conversation
-        conn.execute(
-            UPDATE_AFTER_APPEND,
-            {
-                **key,
-                "last_seq": after.last_seq,
-                "message_count": after.message_count,
-                "last_activity_at": after.last_activity_at,
-                "preview": after.preview,
-                "input_tokens": after.usage.input_tokens,
-                "output_tokens": after.usage.output_tokens,
-                "expires_at": after.expires_at,
-            },
-        )
+        conn.execute(UPDATE_AFTER_APPEND, appended_values(tenant, plan.conversation))
     return AppendOutcome(plan.conversation, plan.results)
 
 
@@ -122,7 +111,7 @@ def _optimistic_insert(
     except QuotaExceeded:
         return None  # perhaps only because replays were counted as new
     values = [message_values(tenant, message) for message in plan.inserts]
-    inserted = set(conn.execute(_insert_new(conn.dialect.name), values).scalars())
+    inserted = set(conn.execute(_INSERT_NEW[conn.dialect.name], values).scalars())
     if len(inserted) == len(plan.inserts):
         return plan
     if inserted:
@@ -130,21 +119,8 @@ def _optimistic_insert(
     return None
 
 
-def _insert_new(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT (tenant, conversation, id) DO NOTHING RETURNING id."""
-    statement = _INSERT_NEW.get(dialect)
-    if statement is None:
-        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        statement = (
-            insert(messages)
-            .on_conflict_do_nothing(index_elements=["tenant_id", "conversation_id", "id"])
-            .returning(m.id)
-        )
-        _INSERT_NEW[dialect] = statement
-    return statement
-
-
-_INSERT_NEW: dict[str, Any] = {}
+# RETURNING the ids inserted, so that an optimistic insert that met a stored id can be undone.
+_INSERT_NEW = {dialect: insert.returning(m.id) for dialect, insert in INSERT_NEW_MESSAGE.items()}
 
 
 def _load_message(conn: sa.Connection, conversation: Conversation, message_id: str) -> Message:
@@ -157,34 +133,11 @@ def _load_message(conn: sa.Connection, conversation: Conversation, message_id: s
 
 
 def _save_message(conn: sa.Connection, tenant: str, message: Message, now: int) -> None:
-    conn.execute(
-        sa.update(messages)
-        .where(MESSAGES_KEY, m.seq == message.seq)
-        .values(
-            content=message.content,
-            status=message.status.value,
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            updated_at=now,
-        ),
-        {"tenant": tenant, "cid": message.conversation_id},
-    )
+    conn.execute(SAVE_MESSAGE, saved_message_values(tenant, message, now))
 
 
 def _save_activity(conn: sa.Connection, conversation: Conversation) -> None:
-    c_ = conversation
-    conn.execute(
-        sa.update(conversations)
-        .where(CONVERSATION_KEY)
-        .values(
-            last_activity_at=c_.last_activity_at,
-            expires_at=c_.expires_at,
-            preview=c_.preview,
-            input_tokens=c_.usage.input_tokens,
-            output_tokens=c_.usage.output_tokens,
-        ),
-        {"tenant": c_.tenant, "cid": c_.id},
-    )
+    conn.execute(SAVE_ACTIVITY, activity_values(conversation))
 
 
 def extend_message(

@@ -140,3 +140,51 @@ def message_values(tenant: str, message: Message) -> dict[str, Any]:
         "status": x.status.value,
         "updated_at": x.created_at,
     }
+
+
+# -- parameters of the message writes (`statements.py`) ---------------------------------------------
+
+
+def appended_values(tenant: str, conversation: Conversation) -> dict[str, Any]:
+    """UPDATE_AFTER_APPEND's parameters: the conversation's counters after an append."""
+    x = conversation
+    return {
+        "tenant": tenant,
+        "cid": x.id,
+        "last_seq": x.last_seq,
+        "message_count": x.message_count,
+        "last_activity_at": x.last_activity_at,
+        "preview": x.preview,
+        "input_tokens": x.usage.input_tokens,
+        "output_tokens": x.usage.output_tokens,
+        "expires_at": x.expires_at,
+    }
+
+
+def activity_values(conversation: Conversation) -> dict[str, Any]:
+    """SAVE_ACTIVITY's parameters."""
+    x = conversation
+    return {
+        "tenant": x.tenant,
+        "cid": x.id,
+        "last_activity_at": x.last_activity_at,
+        "expires_at": x.expires_at,
+        "preview": x.preview,
+        "input_tokens": x.usage.input_tokens,
+        "output_tokens": x.usage.output_tokens,
+    }
+
+
+def saved_message_values(tenant: str, message: Message, now: int) -> dict[str, Any]:
+    """SAVE_MESSAGE's parameters."""
+    x = message
+    return {
+        "tenant": tenant,
+        "cid": x.conversation_id,
+        "message_seq": x.seq,
+        "content": x.content,
+        "status": x.status.value,
+        "input_tokens": x.usage.input_tokens,
+        "output_tokens": x.usage.output_tokens,
+        "now": now,
+    }

@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatkeep.models import (
     MessageStatus,
@@ -25,6 +27,11 @@ GET_CONVERSATION = sa.select(conversations).where(CONVERSATION_KEY)
 LOCK_CONVERSATION = GET_CONVERSATION.with_for_update()
 FIND_MESSAGES_BY_ID = sa.select(messages).where(MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True)))
 INSERT_MESSAGE = sa.insert(messages)
+# Appends insert assuming every id is new: a message whose id the conversation holds is not inserted.
+INSERT_NEW_MESSAGE = {
+    dialect: insert(messages).on_conflict_do_nothing(index_elements=["tenant_id", "conversation_id", "id"])
+    for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 DELETE_MESSAGES_BY_ID = sa.delete(messages).where(MESSAGES_KEY, m.id.in_(sa.bindparam("ids", expanding=True)))
 # What an append or a stream's growth changes in its conversation's row, in both paths.
 _ACTIVITY: dict[str, sa.BindParameter[Any]] = {
@@ -54,6 +61,29 @@ RANGE_PAGE = (
     .limit(sa.bindparam("n"))
 )
 GET_MESSAGE = sa.select(messages).where(MESSAGES_KEY, m.id == sa.bindparam("mid")).with_for_update()
+# A streaming message's content, status and usage (a delta, a finish), and its conversation's activity.
+SAVE_MESSAGE = (
+    sa.update(messages)
+    .where(MESSAGES_KEY, m.seq == sa.bindparam("message_seq"))
+    .values(
+        content=sa.bindparam("content"),
+        status=sa.bindparam("status"),
+        input_tokens=sa.bindparam("input_tokens"),
+        output_tokens=sa.bindparam("output_tokens"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+SAVE_ACTIVITY = (
+    sa.update(conversations)
+    .where(CONVERSATION_KEY)
+    .values(
+        last_activity_at=sa.bindparam("last_activity_at"),
+        expires_at=sa.bindparam("expires_at"),
+        preview=sa.bindparam("preview"),
+        input_tokens=sa.bindparam("input_tokens"),
+        output_tokens=sa.bindparam("output_tokens"),
+    )
+)
 
 # -- PostgreSQL's hot path (`postgres.py` runs these, compiled once, on asyncpg) -----------------------
 # A row's xmin names the transaction that wrote its current version: a write conditional on it

@@ -6,7 +6,8 @@ such a function runs:
 - SQLite: on a worker thread with the standard sqlite3 driver, so one operation costs one thread hop
   however many statements it runs. Writes go through one connection and one thread
   (`GroupCommitWriter`: SQLite allows one writer, and writes queued together share one commit);
-  reads go through a small pool of WAL readers in autocommit.
+  reads go through a small pool of WAL readers in autocommit. Appends, deltas and finishes run as
+  `sqlite.py` runs them: the same statements, on the driver connection itself.
 - PostgreSQL: on the event loop through asyncpg, via `AsyncConnection.run_sync`. Writes run in READ
   COMMITTED transactions (appends lock their conversation row); reads run in autocommit, so a read
   is one round trip. Appends, deltas and finishes first try `PostgresWrites` (`postgres.py`): two
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -41,7 +43,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
-from chatkeep.stores.sql import engine, message_ops, ops, transfer
+from chatkeep.stores.sql import engine, message_ops, ops, sqlite, transfer
 from chatkeep.stores.sql.search import full_text_search
 from chatkeep.stores.sql.writer import GroupCommitWriter
 from chatkeep.stores.url import StoreURL
@@ -54,7 +56,15 @@ Operation = Callable[[sa.Connection], T]
 
 SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
-DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+# SQLite's hot writes (`sqlite.py`) raise the sqlite3 driver's own errors.
+DRIVER_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    OSError,
+)
 
 
 class SqlStore(Store, TenantStore):
@@ -249,6 +259,8 @@ class SqlStore(Store, TenantStore):
             done = await self._writes.append(r, self._clock())
             if done is not None:
                 return done
+        if self.dialect == "sqlite":
+            return await self._run(lambda conn: sqlite.append(conn, r, self._clock()), write=True)
         return await self._run(
             lambda conn: message_ops.append_messages(
                 conn, *r.ref.key, r.messages, self._clock(), r.max_messages, r.policy, r.ref.scope
@@ -262,6 +274,8 @@ class SqlStore(Store, TenantStore):
             extended = await self._writes.extend(r, self._clock())
             if extended is not None:
                 return extended
+        if self.dialect == "sqlite":
+            return await self._run(lambda conn: sqlite.extend(conn, r, self._clock()), write=True)
         return await self._run(
             lambda conn: message_ops.extend_message(
                 conn, *r.ref.key, r.message_id, r.text, r.offset, r.max_bytes, self._clock(), r.ref.scope
@@ -275,6 +289,8 @@ class SqlStore(Store, TenantStore):
             finished = await self._writes.finish(r, self._clock())
             if finished is not None:
                 return finished
+        if self.dialect == "sqlite":
+            return await self._run(lambda conn: sqlite.finish(conn, r, self._clock()), write=True)
         return await self._run(
             lambda conn: message_ops.finish_message(
                 conn, *r.ref.key, r.message_id, r.status, r.usage, self._clock(), r.ref.scope
