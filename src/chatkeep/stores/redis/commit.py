@@ -141,9 +141,12 @@ class RedisCommits(RedisCore):
         writes: WriteSet | None = None,
         *,
         reset: bool = False,
+        listed: bool = False,
     ) -> bool:
         """Apply `after` (the record fields that differ from the snapshot's) and `writes`, unless the
-        conversation changed since the snapshot. False when it did: plan again."""
+        conversation changed since the snapshot. False when it did: plan again. `listed`: once
+        committed, bring the tenant's indexes in line with `after` (in the same script call on a
+        standalone server; right after it on a Cluster, where they are in another slot)."""
         writes = writes or WriteSet()
         fields = dict(zip(*[iter(codec.record_fields(after))] * 2, strict=True))
         if reset:
@@ -156,13 +159,23 @@ class RedisCommits(RedisCore):
             args.append(len(pairs))
             args += [item for pair in pairs for item in pair]
         key = (after.tenant, after.id)
-        if await self._script("COMMIT", self._conv_keys(after.tenant, after.id), args) != "ok":
+        keys = self._conv_keys(after.tenant, after.id)
+        if listed and self._standalone:
+            index = self._index_keys(after.tenant, after.user, after.workspace)
+            answer = await self._script("COMMIT_LISTED", index + keys, args + self._listing(after))
+        else:
+            answer = await self._script("COMMIT", keys, args)
+        if answer != "ok":
             self._remember(key, None)
             return False
         left = {} if reset else dict(snapshot.record)
         left.update((k, str(v)) for k, v in record.items())
         left["rev"] = str(int(left.get("rev") or 0) + 1)
         self._remember(key, left)
+        if listed and self._standalone:
+            await self._note_expiring(after)
+        elif listed:
+            await self._listed(after)
         return True
 
     async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:

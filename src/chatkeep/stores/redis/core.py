@@ -43,6 +43,8 @@ class RedisCore(Store):
         self.url = url if isinstance(url, StoreURL) else StoreURL.parse(url)
         self.prefix = self.url.options.get("prefix", "ck")
         self.cluster = self.url.scheme == "redis+cluster"
+        # Whether one script may take keys of several hash slots (not on a Cluster): set on connect.
+        self._standalone = False
         self._client = client
         self._owns_client = client is None
         self._clock = clock
@@ -67,6 +69,7 @@ class RedisCore(Store):
                 self._client = RedisCluster.from_url(url, **options)
             else:
                 self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
+        self._standalone = not isinstance(self._client, RedisCluster)
         for module in (scripts, tenant_scripts):
             for name, source in vars(module).items():
                 if name.isupper() and not name.startswith("_") and isinstance(source, str):
@@ -136,12 +139,13 @@ class RedisCore(Store):
     async def _listed(self, conversation: Conversation) -> None:
         """Bring the tenant's indexes in line with this record."""
         c = conversation
-        await self._script(
-            "INDEX_PUT",
-            self._index_keys(c.tenant, c.user, c.workspace),
-            [c.id, codec.owner_of(c), codec.list_score(c), codec.opt(c.expires_at)],
-        )
+        await self._script("INDEX_PUT", self._index_keys(c.tenant, c.user, c.workspace), self._listing(c))
         await self._note_expiring(c)
+
+    @staticmethod
+    def _listing(c: Conversation) -> list[Any]:
+        """The ARGV of INDEX_PUT for this record."""
+        return [c.id, codec.owner_of(c), codec.list_score(c), codec.opt(c.expires_at)]
 
     async def _note_expiring(self, conversation: Conversation) -> None:
         if conversation.expires_at is not None and conversation.tenant not in self._expiring_known:

@@ -66,9 +66,8 @@ class RedisStreams(RedisCommits):
             changed = after_finish(conversation, before, after, now)
         writes = WriteSet()
         writes.messages[after.seq] = codec.encode(after, now)
-        if not await self._commit(snapshot, changed, writes):
+        if not await self._commit(snapshot, changed, writes, listed=True):
             return None
-        await self._listed(changed)
         return changed
 
     async def extend(self, request: Extend) -> Extension:
