@@ -5,12 +5,11 @@ on meanwhile (see COMMIT in scripts.py). No rule is written in Lua."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -75,13 +74,12 @@ class RedisCommits(RedisCore):
         )
         self._committed: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, tenant: str, cid: str) -> AsyncIterator[None]:
+    def _turn(self, tenant: str, cid: str) -> asyncio.Lock:
+        """The lock to hold while writing the conversation (kept while anyone holds or awaits it)."""
         lock = self._turns.get((tenant, cid))
         if lock is None:
             lock = self._turns[(tenant, cid)] = asyncio.Lock()
-        async with lock:
-            yield
+        return lock
 
     @staticmethod
     async def _pause(attempt: int) -> None:

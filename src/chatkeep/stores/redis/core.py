@@ -102,8 +102,17 @@ class RedisCore(Store):
             raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        async with self._guard():
-            return await self._scripts[name](keys=keys, args=args)
+        # EVALSHA itself rather than through the registered script object, and no context manager:
+        # this is every write's round trip, and both cost a noticeable share of its time.
+        script = self._scripts[name]
+        try:
+            try:
+                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            except rexc.NoScriptError:  # the server's script cache was flushed (or a failover)
+                script.sha = await self._redis.script_load(script.script)
+                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
     # -- keys -------------------------------------------------------------------------------------
 
