@@ -29,6 +29,6 @@ def lua(name: str) -> str:
 
 READ = lua("read.lua")
 
-COMMIT = lua("commit.lua") + "return (commit(KEYS[1], KEYS[2], KEYS[3]))\n"
+COMMIT = lua("commit.lua") + "return commit(KEYS[1], KEYS[2], KEYS[3])\n"
 
 DROP = lua("drop.lua")
