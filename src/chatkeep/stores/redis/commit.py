@@ -25,7 +25,7 @@ from chatkeep.stores.redis.core import RedisCore
 # How many times a write is planned again after losing a race before it answers 503.
 ROUNDS = 20
 # Conversations whose record this process wrote last, remembered so the next write skips a read.
-REMEMBERED = 4_096  # about 1.7 KB each
+REMEMBERED = 4_096  # about 2 KB each (the record, and the conversation decoded)
 
 
 @dataclass
@@ -41,6 +41,8 @@ class Snapshot:
     dropped: dict[str, int] = field(default_factory=dict)
     # ids taken to be absent without reading them (a recalled snapshot): COMMIT checks them
     absent: tuple[str, ...] = ()
+    # the record's conversation, when known without decoding the record (a recalled snapshot)
+    conversation: Conversation | None = None
 
     @property
     def stamp(self) -> str:
@@ -80,7 +82,7 @@ class RedisCommits(RedisCore):
         self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._committed: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._committed: OrderedDict[tuple[str, str], tuple[dict[str, str], Conversation]] = OrderedDict()
 
     def _turn(self, tenant: str, cid: str) -> asyncio.Lock:
         """The lock to hold while writing the conversation (kept while anyone holds or awaits it)."""
@@ -110,14 +112,15 @@ class RedisCommits(RedisCore):
     def _recall(self, tenant: str, cid: str, ids: Sequence[str] = ()) -> Snapshot | None:
         """The record this process committed last, if any; the `ids` are taken to be absent (COMMIT
         checks). A plan on it that fails is made again on a read, as it may be out of date."""
-        record = self._committed.get((tenant, cid))
-        return None if record is None else Snapshot(dict(record), absent=tuple(ids))
+        committed = self._committed.get((tenant, cid))
+        if committed is None:
+            return None
+        # Shared, not copied: a remembered record is replaced, never changed in place.
+        record, conversation = committed
+        return Snapshot(record, absent=tuple(ids), conversation=conversation)
 
-    def _remember(self, key: tuple[str, str], record: dict[str, str] | None) -> None:
-        if record is None:
-            self._committed.pop(key, None)
-            return
-        self._committed[key] = record
+    def _remember(self, key: tuple[str, str], record: dict[str, str], conversation: Conversation) -> None:
+        self._committed[key] = (record, conversation)
         self._committed.move_to_end(key)
         if len(self._committed) > REMEMBERED:
             self._committed.popitem(last=False)
@@ -125,7 +128,7 @@ class RedisCommits(RedisCore):
     async def _live(self, tenant: str, cid: str, snapshot: Snapshot, scope: Scope) -> Conversation:
         """The snapshot's conversation, if the caller may see it and it has not expired."""
         if snapshot.record:
-            conversation = codec.conversation_of(tenant, cid, snapshot.record)
+            conversation = snapshot.conversation or codec.conversation_of(tenant, cid, snapshot.record)
             if scope.admits(conversation.user, conversation.workspace) and not is_expired(
                 conversation, self._clock()
             ):
@@ -173,12 +176,12 @@ class RedisCommits(RedisCore):
         else:
             answer = await self._script("COMMIT", keys, args)
         if answer != "ok":
-            self._remember(key, None)
+            self._committed.pop(key, None)
             return False
         left = {} if reset else dict(snapshot.record)
         left.update(record)
         left["rev"] = str(int(left.get("rev") or 0) + 1)
-        self._remember(key, left)
+        self._remember(key, left, after)
         if listed and self._standalone:
             await self._note_expiring(after)
         elif listed:
@@ -186,7 +189,7 @@ class RedisCommits(RedisCore):
         return True
 
     async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:
-        self._remember((tenant, cid), None)
+        self._committed.pop((tenant, cid), None)
         return bool(await self._script("DROP", self._conv_keys(tenant, cid), [snapshot.stamp]) == "ok")
 
     def _lost(self, cid: str) -> StoreUnavailable:
