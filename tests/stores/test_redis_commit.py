@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,19 +25,6 @@ def conv(tenant: str, cid: str) -> Conversation:
 
 def say(mid: str, text: str = "hello") -> list[NewMessage]:
     return [NewMessage(id=mid, role=Role.USER, content=text)]
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    """A redis-server of this test's own: its statistics and script cache are the test's alone."""
-    services.require_redis()
-    server = RedisProcess(tmp_path / "redis")
-    try:
-        server.start()
-    except RuntimeError as exc:
-        services.unavailable(f"cannot start a redis-server: {exc}")
-    yield server
-    server.stop()
 
 
 # What COMMIT and INDEX_PUT call inside their scripts: Redis counts those calls too.

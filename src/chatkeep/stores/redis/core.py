@@ -26,6 +26,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Store
 from chatkeep.stores.redis import codec, scripts, tenant_scripts
+from chatkeep.stores.redis.batch import ScriptBatches, run_script
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.url import StoreURL
 
@@ -45,6 +46,8 @@ class RedisCore(Store):
         self.cluster = self.url.scheme == "redis+cluster"
         # Whether one script may take keys of several hash slots (not on a Cluster): set on connect.
         self._standalone = False
+        # On a standalone server, script calls made meanwhile are sent together (batch.py).
+        self._batches: ScriptBatches | None = None
         self._client = client
         self._owns_client = client is None
         self._clock = clock
@@ -70,6 +73,8 @@ class RedisCore(Store):
             else:
                 self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
         self._standalone = not isinstance(self._client, RedisCluster)
+        if isinstance(self._client, aioredis.Redis):
+            self._batches = ScriptBatches(self._client)
         for module in (scripts, tenant_scripts):
             for name, source in vars(module).items():
                 if name.isupper() and not name.startswith("_") and isinstance(source, str):
@@ -77,6 +82,7 @@ class RedisCore(Store):
         await self.ping()
 
     async def close(self) -> None:
+        self._batches = None
         if self._client is not None and self._owns_client:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -104,13 +110,10 @@ class RedisCore(Store):
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         # EVALSHA itself rather than through the registered script object, and no context manager:
         # this is every write's round trip, and both cost a noticeable share of its time.
-        script = self._scripts[name]
         try:
-            try:
-                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-            except rexc.NoScriptError:  # the server's script cache was flushed (or a failover)
-                script.sha = await self._redis.script_load(script.script)
-                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+            if self._batches is not None:
+                return await self._batches.call(self._scripts[name], keys, args)
+            return await run_script(self._redis, self._scripts[name], keys, args)
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
