@@ -61,8 +61,8 @@ class WriteSet:
         self.ids[message.id] = message.seq
 
     def encode(self, absent: Sequence[str], record: dict[str, str]) -> bytes:
-        """COMMIT's write set, one argument: packing a command costs a share of every write per
-        argument, far more than encoding them together (all strings, as Redis stores them)."""
+        """COMMIT's write set as one argument (all strings, as Redis stores them): the client packs
+        each argument of a command on its own, which costs far more than encoding them together."""
         messages = [item for seq, raw in self.messages.items() for item in (str(seq), raw)]
         ids = [item for message_id, seq in self.ids.items() for item in (message_id, str(seq))]
         return orjson.dumps([absent, [item for pair in record.items() for item in pair], messages, ids])

@@ -72,9 +72,8 @@ class RedisCore(Store):
                 self._client = RedisCluster.from_url(url, **options)
             else:
                 self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
-        self._standalone = not isinstance(self._client, RedisCluster)
-        if isinstance(self._client, aioredis.Redis):
-            self._batches = ScriptBatches(self._client)
+        if isinstance(self._client, aioredis.Redis):  # not a Cluster
+            self._standalone, self._batches = True, ScriptBatches(self._client)
         for module in (scripts, tenant_scripts):
             for name, source in vars(module).items():
                 if name.isupper() and not name.startswith("_") and isinstance(source, str):
@@ -108,8 +107,8 @@ class RedisCore(Store):
             raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        # EVALSHA itself rather than through the registered script object, and no context manager:
-        # this is every write's round trip, and both cost a noticeable share of its time.
+        # Every write's round trip: one EVALSHA (sent with those of concurrent writes on a standalone
+        # server), without the registered script object or a context manager, which cost a share.
         try:
             if self._batches is not None:
                 return await self._batches.call(self._scripts[name], keys, args)
