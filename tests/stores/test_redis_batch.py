@@ -102,3 +102,20 @@ async def test_a_store_whose_server_is_gone_answers_unavailable(private_redis: R
         assert [type(a) for a in answers] == [StoreUnavailable, StoreUnavailable]
     finally:
         await store.close()
+
+
+async def test_a_call_given_up_before_it_is_sent_is_not_sent(private_redis: RedisProcess) -> None:
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        batches = ScriptBatches(client)
+        incr = client.register_script("return redis.call('INCR', KEYS[1])")
+        calls = [asyncio.ensure_future(batches.call(incr, [f"n{k}"], [])) for k in range(5)]
+        await asyncio.sleep(0)  # each call is waiting for the send
+        calls[2].cancel()
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        assert [a for k, a in enumerate(answers) if k != 2] == [1, 1, 1, 1]
+        assert isinstance(answers[2], asyncio.CancelledError)
+        assert await client.get("n2") is None  # never sent
+        assert await batches.call(incr, ["n2"], []) == 1  # and the batches go on
+    finally:
+        await client.aclose()

@@ -51,7 +51,11 @@ class ScriptBatches:
         return await answer
 
     async def _send(self) -> None:
-        calls, self._waiting = self._waiting, []
+        # A call whose caller stopped waiting before it was sent is not sent, as it would not have been alone.
+        calls = [call for call in self._waiting if not call.answer.done()]
+        self._waiting = []
+        if not calls:
+            return
         try:
             if len(calls) == 1:
                 call = calls[0]
