@@ -10,7 +10,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from chatkeep.models import Conversation, Mode, NewMessage, Role
+from chatkeep.models import Conversation, MessageStatus, Mode, NewMessage, Role, now_ms
 from chatkeep.stores import Store, open_store
 from tests import services
 from tests.conftest import drop_keys, redis_cluster
@@ -112,3 +112,37 @@ async def test_a_server_that_lost_its_scripts_is_given_them_again(private_redis:
     finally:
         await client.aclose()
         await store.close()
+
+
+async def test_a_streaming_reply_is_noted_by_the_write_itself(private_redis: RedisProcess) -> None:
+    start = now_ms()  # Redis expires the keys by this clock too
+    now = [start]
+    store = open_store(private_redis.url, clock=lambda: now[0])
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    await store.connect()
+    try:
+        await store.create_conversation(conv("t1", "c1"))
+        await store.append_messages("t1", "c1", say("m0"))  # the server learns the scripts
+        await client.config_resetstat()
+        reply = NewMessage(id="r", role=Role.ASSISTANT, content="", status=MessageStatus.STREAMING)
+        now[0] += 10
+        await store.append_messages("t1", "c1", [reply])
+        assert await client.zrange("ck:streaming", 0, -1, withscores=True) == [("t1\x1fc1\x1fr", start + 10)]
+        now[0] += 10
+        await store.extend_message("t1", "c1", "r", "half")
+        assert await client.zrange("ck:streaming", 0, -1, withscores=True) == [("t1\x1fc1\x1fr", start + 20)]
+        now[0] += 10
+        await store.finish_message("t1", "c1", "r", MessageStatus.COMPLETE)
+        assert await client.zrange("ck:streaming", 0, -1) == []
+        stats = await client.info("commandstats")
+        # the append one call; the delta and the end each a read and a commit
+        assert stats["cmdstat_evalsha"]["calls"] == 5
+        called = {name.removeprefix("cmdstat_").partition("|")[0] for name in stats}
+        assert called - {"info", "config", "evalsha", "zrange"} <= SCRIPTED | READ
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+# What READ calls inside its script.
+READ = {"hgetall", "hget"}

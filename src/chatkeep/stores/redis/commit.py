@@ -17,7 +17,7 @@ import orjson
 
 from chatkeep.domain import is_expired
 from chatkeep.errors import StoreUnavailable
-from chatkeep.models import Conversation, Message, Scope
+from chatkeep.models import Conversation, Message, MessageStatus, Scope
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.redis.core import RedisCore
@@ -51,14 +51,18 @@ class Snapshot:
 
 @dataclass
 class WriteSet:
-    """What a commit sets besides the record: messages by seq, and message ids by seq."""
+    """What a commit sets besides the record: messages by seq, message ids by seq, and the streaming
+    replies to note by message id, with when each last grew (None: no longer streaming)."""
 
     messages: dict[int, str] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
+    streaming: dict[str, int | None] = field(default_factory=dict)
 
     def put(self, message: Message, updated: int | None = None) -> None:
         self.messages[message.seq] = codec.encode(message, updated)
         self.ids[message.id] = message.seq
+        if message.status is MessageStatus.STREAMING:
+            self.streaming[message.id] = message.created_at if updated is None else updated
 
     def encode(self, absent: Sequence[str], record: dict[str, str]) -> bytes:
         """COMMIT's write set as one argument (all strings, as Redis stores them): the client packs
@@ -170,9 +174,17 @@ class RedisCommits(RedisCore):
         ]
         key = (after.tenant, after.id)
         keys = self._conv_keys(after.tenant, after.id)
-        if listed and self._standalone:
+        together = listed and self._standalone
+        if together:
             index = self._index_keys(after.tenant, after.user, after.workspace)
-            answer = await self._script("COMMIT_LISTED", index + keys, args + self._listing(after))
+            notes = [
+                item
+                for message_id, updated in writes.streaming.items()
+                for item in (self._stream_member(after.tenant, after.id, message_id), codec.text(updated))
+            ]
+            answer = await self._script(
+                "COMMIT_LISTED", [*index, *keys, self._streams_key], [*args, *self._listing(after), *notes]
+            )
         else:
             answer = await self._script("COMMIT", keys, args)
         if answer != "ok":
@@ -182,11 +194,31 @@ class RedisCommits(RedisCore):
         left.update(record)
         left["rev"] = str(int(left.get("rev") or 0) + 1)
         self._remember(key, left, after)
-        if listed and self._standalone:
+        if together:
             await self._note_expiring(after)
-        elif listed:
+            return True
+        if listed:
             await self._listed(after)
+        for message_id, updated in writes.streaming.items():
+            await self._note_stream(after.tenant, after.id, message_id, updated)
         return True
+
+    @property
+    def _streams_key(self) -> str:
+        return f"{self.prefix}:streaming"
+
+    @staticmethod
+    def _stream_member(tenant: str, cid: str, message_id: str) -> str:
+        return SEP.join((tenant, cid, message_id))
+
+    async def _note_stream(self, tenant: str, cid: str, message_id: str, updated: int | None) -> None:
+        """Record (or with None, forget) when a streaming message was last extended."""
+        member = self._stream_member(tenant, cid, message_id)
+        async with self._guard():
+            if updated is None:
+                await self._redis.zrem(self._streams_key, member)
+            else:
+                await self._redis.zadd(self._streams_key, {member: updated})
 
     async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:
         self._committed.pop((tenant, cid), None)

@@ -299,9 +299,6 @@ class RedisStore(RedisStreams):
                     break
             else:
                 raise self._lost(conversation_id)
-        for message in plan.inserts:
-            if message.status is MessageStatus.STREAMING:
-                await self._note_stream(tenant, conversation_id, message.id, message.created_at)
         return AppendOutcome(plan.conversation, plan.results)
 
     # -- search -----------------------------------------------------------------------------------
@@ -339,9 +336,6 @@ class RedisStore(RedisStreams):
                     break
             else:
                 raise self._lost(c.id)
-        for message in messages:
-            if message.status is MessageStatus.STREAMING:
-                await self._note_stream(c.tenant, c.id, message.id, message.created_at)
         return True
 
     async def _held(self, tenant: str, cid: str) -> tuple[Conversation, list[Message]] | None:
