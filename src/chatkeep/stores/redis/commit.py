@@ -157,9 +157,10 @@ class RedisCommits(RedisCore):
         listed: bool = False,
     ) -> bool:
         """Apply `after` (the record fields that differ from the snapshot's) and `writes`, unless the
-        conversation changed since the snapshot. False when it did: plan again. `listed`: once
-        committed, bring the tenant's indexes in line with `after` (in the same script call on a
-        standalone server; right after it on a Cluster, where they are in another slot)."""
+        conversation changed since the snapshot. False when it did: plan again. Once committed, the
+        streaming replies of `writes` are noted, and with `listed` the tenant's indexes brought in
+        line with `after`: by the same script call on a standalone server, right after it on a
+        Cluster (where those keys are in other slots)."""
         writes = writes or WriteSet()
         record = codec.record_of(after)
         if reset:

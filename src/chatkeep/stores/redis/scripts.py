@@ -11,7 +11,7 @@ the first, `tenant_scripts.py` the second and the one script that spans both):
 - tenant scripts, on the tenant's indexes (`{tenant}`): the owner map, the ordered lists (all, per
   user, per user and workspace), the expiry index and the tombstones.
 - COMMIT_LISTED, on a standalone server only (its keys span both slots): COMMIT and then, if it
-  committed, INDEX_PUT, in one round trip instead of two.
+  committed, INDEX_PUT and the notes of streaming replies, in one round trip instead of several.
 
 The record's `rev` field changes with every write (it starts at a random value, so a conversation
 deleted and created again never repeats one); a snapshot's stamp is its `rev` and `created`.
