@@ -280,6 +280,25 @@ async def test_append_batch_is_ordered_and_totals_usage(store: Store, tenant: st
     assert [m.id for m in page.messages] == [f"m{i}" for i in range(1, 6)]
 
 
+# Quotes, backslashes, control characters, separators, accents (precomposed and combining), CJK,
+# an emoji and text that looks like JSON: each is stored and read back as it was given.
+TRICKY = 'a "quote" and \\ back\tslash\nline \x01\x1f\u2028 \u00e9e\u0301 \u65e5\u672c \U0001f600 {"k": [1]}'
+
+
+async def test_text_of_every_kind_is_stored_and_read_back_exactly(store: Store, tenant: str) -> None:
+    c = await store.create_conversation(conv(tenant, title=TRICKY, tags=(TRICKY, "\U0001f600")))
+    renamed = await store.update_conversation(tenant, c.id, ConversationPatch(title=TRICKY + "!"))
+    metadata = {TRICKY: [TRICKY, 2**62, -1.5, None, True], "nested": {"k": TRICKY}}
+    parts = [{"type": "text", "text": TRICKY}]
+    outcome = await store.append_messages(tenant, c.id, [msg("m1", TRICKY, metadata=metadata, parts=parts)])
+    stored = outcome.results[0].message
+    assert (stored.content, stored.metadata, stored.parts) == (TRICKY, metadata, parts)
+    current = await store.get_conversation(tenant, c.id)
+    assert current == outcome.conversation
+    assert (current.title, current.tags) == (renamed.title, (TRICKY, "\U0001f600"))
+    assert (await store.read_messages(current)).messages == [stored]
+
+
 async def test_preview_is_truncated(store: Store, tenant: str) -> None:
     c = await store.create_conversation(conv(tenant))
     outcome = await store.append_messages(tenant, c.id, [msg("long", "x" * 1000)])

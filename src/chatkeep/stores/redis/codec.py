@@ -54,28 +54,32 @@ def pairs_of(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def record_fields(c: Conversation) -> list[Any]:
-    values = {
+def text(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def record_of(c: Conversation) -> dict[str, str]:
+    """The record hash of a conversation, field by field, as Redis stores it."""
+    return {
         "ws": c.workspace,
         "user": c.user,
         "mode": c.mode.value,
         "title": c.title,
-        "created": c.created_at,
-        "active": c.last_activity_at,
+        "created": str(c.created_at),
+        "active": str(c.last_activity_at),
         "starred": field_text(c.starred),
         "pinned": field_text(c.pinned),
         "archived": field_text(c.archived),
         "tags": orjson.dumps(list(c.tags)).decode(),
-        "count": c.message_count,
-        "last": c.last_seq,
+        "count": str(c.message_count),
+        "last": str(c.last_seq),
         "preview": c.preview,
-        "in": c.usage.input_tokens,
-        "out": c.usage.output_tokens,
-        "version": c.version,
-        "ttl": opt(c.ttl_ms),
-        "exp": opt(c.expires_at),
+        "in": str(c.usage.input_tokens),
+        "out": str(c.usage.output_tokens),
+        "version": str(c.version),
+        "ttl": text(c.ttl_ms),
+        "exp": text(c.expires_at),
     }
-    return [item for pair in values.items() for item in pair]
 
 
 def conversation_of(tenant: str, cid: str, f: dict[str, str]) -> Conversation:

@@ -5,18 +5,19 @@ on meanwhile (see COMMIT in scripts.py). No rule is written in Lua."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
+
 from chatkeep.domain import is_expired
 from chatkeep.errors import StoreUnavailable
-from chatkeep.models import Conversation, Message, Scope
+from chatkeep.models import Conversation, Message, MessageStatus, Scope
 from chatkeep.stores.redis import codec
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.redis.core import RedisCore
@@ -24,7 +25,7 @@ from chatkeep.stores.redis.core import RedisCore
 # How many times a write is planned again after losing a race before it answers 503.
 ROUNDS = 20
 # Conversations whose record this process wrote last, remembered so the next write skips a read.
-REMEMBERED = 4_096  # about 1.7 KB each
+REMEMBERED = 4_096  # about 2 KB each (the record, and the conversation decoded)
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Snapshot:
     dropped: dict[str, int] = field(default_factory=dict)
     # ids taken to be absent without reading them (a recalled snapshot): COMMIT checks them
     absent: tuple[str, ...] = ()
+    # the record's conversation, when known without decoding the record (a recalled snapshot)
+    conversation: Conversation | None = None
 
     @property
     def stamp(self) -> str:
@@ -48,15 +51,25 @@ class Snapshot:
 
 @dataclass
 class WriteSet:
-    """What a commit sets: record fields, messages by seq, and message ids by seq."""
+    """What a commit sets besides the record: messages by seq, message ids by seq, and the streaming
+    replies to note by message id, with when each last grew (None: no longer streaming)."""
 
-    record: dict[str, Any] = field(default_factory=dict)
     messages: dict[int, str] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
+    streaming: dict[str, int | None] = field(default_factory=dict)
 
     def put(self, message: Message, updated: int | None = None) -> None:
         self.messages[message.seq] = codec.encode(message, updated)
         self.ids[message.id] = message.seq
+        if message.status is MessageStatus.STREAMING:
+            self.streaming[message.id] = message.created_at if updated is None else updated
+
+    def encode(self, absent: Sequence[str], record: dict[str, str]) -> bytes:
+        """COMMIT's write set as one argument (all strings, as Redis stores them): the client packs
+        each argument of a command on its own, which costs far more than encoding them together."""
+        messages = [item for seq, raw in self.messages.items() for item in (str(seq), raw)]
+        ids = [item for message_id, seq in self.ids.items() for item in (message_id, str(seq))]
+        return orjson.dumps([absent, [item for pair in record.items() for item in pair], messages, ids])
 
 
 class RedisCommits(RedisCore):
@@ -73,15 +86,14 @@ class RedisCommits(RedisCore):
         self._turns: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        self._committed: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._committed: OrderedDict[tuple[str, str], tuple[dict[str, str], Conversation]] = OrderedDict()
 
-    @contextlib.asynccontextmanager
-    async def _turn(self, tenant: str, cid: str) -> AsyncIterator[None]:
+    def _turn(self, tenant: str, cid: str) -> asyncio.Lock:
+        """The lock to hold while writing the conversation (kept while anyone holds or awaits it)."""
         lock = self._turns.get((tenant, cid))
         if lock is None:
             lock = self._turns[(tenant, cid)] = asyncio.Lock()
-        async with lock:
-            yield
+        return lock
 
     @staticmethod
     async def _pause(attempt: int) -> None:
@@ -104,14 +116,15 @@ class RedisCommits(RedisCore):
     def _recall(self, tenant: str, cid: str, ids: Sequence[str] = ()) -> Snapshot | None:
         """The record this process committed last, if any; the `ids` are taken to be absent (COMMIT
         checks). A plan on it that fails is made again on a read, as it may be out of date."""
-        record = self._committed.get((tenant, cid))
-        return None if record is None else Snapshot(dict(record), absent=tuple(ids))
+        committed = self._committed.get((tenant, cid))
+        if committed is None:
+            return None
+        # Shared, not copied: a remembered record is replaced, never changed in place.
+        record, conversation = committed
+        return Snapshot(record, absent=tuple(ids), conversation=conversation)
 
-    def _remember(self, key: tuple[str, str], record: dict[str, str] | None) -> None:
-        if record is None:
-            self._committed.pop(key, None)
-            return
-        self._committed[key] = record
+    def _remember(self, key: tuple[str, str], record: dict[str, str], conversation: Conversation) -> None:
+        self._committed[key] = (record, conversation)
         self._committed.move_to_end(key)
         if len(self._committed) > REMEMBERED:
             self._committed.popitem(last=False)
@@ -119,7 +132,7 @@ class RedisCommits(RedisCore):
     async def _live(self, tenant: str, cid: str, snapshot: Snapshot, scope: Scope) -> Conversation:
         """The snapshot's conversation, if the caller may see it and it has not expired."""
         if snapshot.record:
-            conversation = codec.conversation_of(tenant, cid, snapshot.record)
+            conversation = snapshot.conversation or codec.conversation_of(tenant, cid, snapshot.record)
             if scope.admits(conversation.user, conversation.workspace) and not is_expired(
                 conversation, self._clock()
             ):
@@ -141,32 +154,75 @@ class RedisCommits(RedisCore):
         writes: WriteSet | None = None,
         *,
         reset: bool = False,
+        listed: bool = False,
     ) -> bool:
         """Apply `after` (the record fields that differ from the snapshot's) and `writes`, unless the
-        conversation changed since the snapshot. False when it did: plan again."""
+        conversation changed since the snapshot. False when it did: plan again. Once committed, the
+        streaming replies of `writes` are noted, and with `listed` the tenant's indexes brought in
+        line with `after`: by the same script call on a standalone server, right after it on a
+        Cluster (where those keys are in other slots)."""
         writes = writes or WriteSet()
-        fields = dict(zip(*[iter(codec.record_fields(after))] * 2, strict=True))
+        record = codec.record_of(after)
         if reset:
-            fields["rev"] = secrets.randbelow(2**40)
-        record = {k: v for k, v in fields.items() if reset or snapshot.record.get(k) != str(v)}
-        record.update(writes.record)
-        args: list[Any] = [snapshot.stamp, "reset" if reset else "", codec.opt(after.expires_at)]
-        args += [len(snapshot.absent), *snapshot.absent]
-        for pairs in (record.items(), writes.messages.items(), writes.ids.items()):
-            args.append(len(pairs))
-            args += [item for pair in pairs for item in pair]
+            record["rev"] = str(secrets.randbelow(2**40))
+        else:
+            record = {k: v for k, v in record.items() if snapshot.record.get(k) != v}
+        args = [
+            snapshot.stamp,
+            "reset" if reset else "",
+            codec.text(after.expires_at),
+            writes.encode(snapshot.absent, record),
+        ]
         key = (after.tenant, after.id)
-        if await self._script("COMMIT", self._conv_keys(after.tenant, after.id), args) != "ok":
-            self._remember(key, None)
+        keys = self._conv_keys(after.tenant, after.id)
+        together = listed and self._standalone
+        if together:
+            index = self._index_keys(after.tenant, after.user, after.workspace)
+            notes = [
+                item
+                for message_id, updated in writes.streaming.items()
+                for item in (self._stream_member(after.tenant, after.id, message_id), codec.text(updated))
+            ]
+            answer = await self._script(
+                "COMMIT_LISTED", [*index, *keys, self._streams_key], [*args, *self._listing(after), *notes]
+            )
+        else:
+            answer = await self._script("COMMIT", keys, args)
+        if answer != "ok":
+            self._committed.pop(key, None)
             return False
         left = {} if reset else dict(snapshot.record)
-        left.update((k, str(v)) for k, v in record.items())
+        left.update(record)
         left["rev"] = str(int(left.get("rev") or 0) + 1)
-        self._remember(key, left)
+        self._remember(key, left, after)
+        if together:
+            await self._note_expiring(after)
+            return True
+        if listed:
+            await self._listed(after)
+        for message_id, updated in writes.streaming.items():
+            await self._note_stream(after.tenant, after.id, message_id, updated)
         return True
 
+    @property
+    def _streams_key(self) -> str:
+        return f"{self.prefix}:streaming"
+
+    @staticmethod
+    def _stream_member(tenant: str, cid: str, message_id: str) -> str:
+        return SEP.join((tenant, cid, message_id))
+
+    async def _note_stream(self, tenant: str, cid: str, message_id: str, updated: int | None) -> None:
+        """Record (or with None, forget) when a streaming message was last extended."""
+        member = self._stream_member(tenant, cid, message_id)
+        async with self._guard():
+            if updated is None:
+                await self._redis.zrem(self._streams_key, member)
+            else:
+                await self._redis.zadd(self._streams_key, {member: updated})
+
     async def _drop(self, snapshot: Snapshot, tenant: str, cid: str) -> bool:
-        self._remember((tenant, cid), None)
+        self._committed.pop((tenant, cid), None)
         return bool(await self._script("DROP", self._conv_keys(tenant, cid), [snapshot.stamp]) == "ok")
 
     def _lost(self, cid: str) -> StoreUnavailable:

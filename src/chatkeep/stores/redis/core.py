@@ -26,6 +26,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Store
 from chatkeep.stores.redis import codec, scripts, tenant_scripts
+from chatkeep.stores.redis.batch import ScriptBatches, run_script
 from chatkeep.stores.redis.codec import SEP
 from chatkeep.stores.url import StoreURL
 
@@ -43,6 +44,10 @@ class RedisCore(Store):
         self.url = url if isinstance(url, StoreURL) else StoreURL.parse(url)
         self.prefix = self.url.options.get("prefix", "ck")
         self.cluster = self.url.scheme == "redis+cluster"
+        # Whether one script may take keys of several hash slots (not on a Cluster): set on connect.
+        self._standalone = False
+        # On a standalone server, script calls made meanwhile are sent together (batch.py).
+        self._batches: ScriptBatches | None = None
         self._client = client
         self._owns_client = client is None
         self._clock = clock
@@ -67,6 +72,8 @@ class RedisCore(Store):
                 self._client = RedisCluster.from_url(url, **options)
             else:
                 self._client = aioredis.Redis.from_url(self.url.without_options(), **options)
+        if isinstance(self._client, aioredis.Redis):  # not a Cluster
+            self._standalone, self._batches = True, ScriptBatches(self._client)
         for module in (scripts, tenant_scripts):
             for name, source in vars(module).items():
                 if name.isupper() and not name.startswith("_") and isinstance(source, str):
@@ -74,6 +81,7 @@ class RedisCore(Store):
         await self.ping()
 
     async def close(self) -> None:
+        self._batches = None
         if self._client is not None and self._owns_client:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -99,8 +107,14 @@ class RedisCore(Store):
             raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        async with self._guard():
-            return await self._scripts[name](keys=keys, args=args)
+        # Every write's round trip: one EVALSHA (sent with those of concurrent writes on a standalone
+        # server), without the registered script object or a context manager, which cost a share.
+        try:
+            if self._batches is not None:
+                return await self._batches.call(self._scripts[name], keys, args)
+            return await run_script(self._redis, self._scripts[name], keys, args)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"{self.url.redacted} is unavailable ({type(exc).__name__})") from exc
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -136,12 +150,13 @@ class RedisCore(Store):
     async def _listed(self, conversation: Conversation) -> None:
         """Bring the tenant's indexes in line with this record."""
         c = conversation
-        await self._script(
-            "INDEX_PUT",
-            self._index_keys(c.tenant, c.user, c.workspace),
-            [c.id, codec.owner_of(c), codec.list_score(c), codec.opt(c.expires_at)],
-        )
+        await self._script("INDEX_PUT", self._index_keys(c.tenant, c.user, c.workspace), self._listing(c))
         await self._note_expiring(c)
+
+    @staticmethod
+    def _listing(c: Conversation) -> list[Any]:
+        """The ARGV of INDEX_PUT for this record."""
+        return [c.id, codec.owner_of(c), codec.list_score(c), codec.opt(c.expires_at)]
 
     async def _note_expiring(self, conversation: Conversation) -> None:
         if conversation.expires_at is not None and conversation.tenant not in self._expiring_known:

@@ -1,7 +1,7 @@
 """The Lua scripts of the Redis store.
 
 Redis Cluster runs a script on one hash slot only, so there are two families (this module holds
-the first, `tenant_scripts.py` the second):
+the first, `tenant_scripts.py` the second and the one script that spans both):
 
 - conversation scripts, on the keys of one conversation (`{tenant:conversation}`): the record hash
   `c`, the messages `m` (seq -> message) and the ids `i` (message id -> seq). They know no rule:
@@ -10,6 +10,8 @@ the first, `tenant_scripts.py` the second):
   commit; the store plans again on a lost race).
 - tenant scripts, on the tenant's indexes (`{tenant}`): the owner map, the ordered lists (all, per
   user, per user and workspace), the expiry index and the tombstones.
+- COMMIT_LISTED, on a standalone server only (its keys span both slots): COMMIT and then, if it
+  committed, INDEX_PUT and the notes of streaming replies, in one round trip instead of several.
 
 The record's `rev` field changes with every write (it starts at a random value, so a conversation
 deleted and created again never repeats one); a snapshot's stamp is its `rev` and `created`.
@@ -27,6 +29,6 @@ def lua(name: str) -> str:
 
 READ = lua("read.lua")
 
-COMMIT = lua("commit.lua")
+COMMIT = lua("commit.lua") + "return commit(KEYS[1], KEYS[2], KEYS[3])\n"
 
 DROP = lua("drop.lua")

@@ -13,9 +13,10 @@ Keys (prefix `ck` unless the URL says `?prefix=`):
 
 A write to a conversation reads a snapshot of its keys, plans the write with `chatkeep.domain` and
 commits the write set only if the conversation did not change meanwhile (`commit.py`); the
-tenant's indexes are updated right after by a script in the tenant's slot. A message the trim
-dropped stays as its stub (id, seq, role, time, usage). Reads of a list trust the records over
-the indexes (a record that is gone or no longer matches is skipped).
+tenant's indexes are updated by the same script call on a standalone server, and right after it by
+a script in the tenant's slot on a Cluster. A message the trim dropped stays as its stub (id, seq,
+role, time, usage). Reads of a list trust the records over the indexes (a record that is gone or no
+longer matches is skipped).
 """
 
 from __future__ import annotations
@@ -200,8 +201,7 @@ class RedisStore(RedisStreams):
                     if recalled is None:
                         raise
                     continue  # perhaps only because another instance wrote since: read
-                if await self._commit(snapshot, after):
-                    await self._listed(after)
+                if await self._commit(snapshot, after, listed=True):
                     return after
             raise self._lost(cid)
 
@@ -295,14 +295,10 @@ class RedisStore(RedisStreams):
                     writes.messages[old.seq] = codec.encode(trimmed(old))
                 for message in plan.inserts:
                     writes.put(message)
-                if await self._commit(snapshot, plan.conversation, writes):
+                if await self._commit(snapshot, plan.conversation, writes, listed=True):
                     break
             else:
                 raise self._lost(conversation_id)
-        await self._listed(plan.conversation)
-        for message in plan.inserts:
-            if message.status is MessageStatus.STREAMING:
-                await self._note_stream(tenant, conversation_id, message.id, message.created_at)
         return AppendOutcome(plan.conversation, plan.results)
 
     # -- search -----------------------------------------------------------------------------------
@@ -336,14 +332,10 @@ class RedisStore(RedisStreams):
             for attempt in range(ROUNDS):
                 await self._pause(attempt)
                 snapshot = await self._read(c.tenant, c.id)
-                if await self._commit(snapshot, c, writes, reset=True):
+                if await self._commit(snapshot, c, writes, reset=True, listed=True):
                     break
             else:
                 raise self._lost(c.id)
-        await self._listed(c)
-        for message in messages:
-            if message.status is MessageStatus.STREAMING:
-                await self._note_stream(c.tenant, c.id, message.id, message.created_at)
         return True
 
     async def _held(self, tenant: str, cid: str) -> tuple[Conversation, list[Message]] | None:

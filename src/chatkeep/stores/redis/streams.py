@@ -34,19 +34,6 @@ class RedisStreams(RedisCommits):
 
     # -- streaming replies ------------------------------------------------------------------------
 
-    @property
-    def _streams_key(self) -> str:
-        return f"{self.prefix}:streaming"
-
-    async def _note_stream(self, tenant: str, cid: str, message_id: str, updated: int | None) -> None:
-        """Record (or with None, forget) when a streaming message was last extended."""
-        member = SEP.join((tenant, cid, message_id))
-        async with self._guard():
-            if updated is None:
-                await self._redis.zrem(self._streams_key, member)
-            else:
-                await self._redis.zadd(self._streams_key, {member: updated})
-
     async def _message(self, ref: Ref, message_id: str) -> tuple[Snapshot, Conversation, Message]:
         snapshot = await self._read(*ref.key, [message_id])
         conversation = await self._live(*ref.key, snapshot, ref.scope)
@@ -58,17 +45,19 @@ class RedisStreams(RedisCommits):
     async def _replace(
         self, snapshot: Snapshot, conversation: Conversation, before: Message, after: Message, now: int
     ) -> Conversation | None:
-        """Store `after` in place of `before`, with the conversation as the domain says it is then;
-        None when the conversation changed since `snapshot` (plan again)."""
+        """Store `after` in place of `before`, with the conversation as the domain says it is then,
+        and note it as streaming since `now` or as no longer streaming; None when the conversation
+        changed since `snapshot` (plan again)."""
+        writes = WriteSet()
         if after.status is MessageStatus.STREAMING:
             changed = after_extend(conversation, after, now)
+            writes.streaming[after.id] = now
         else:
             changed = after_finish(conversation, before, after, now)
-        writes = WriteSet()
+            writes.streaming[after.id] = None
         writes.messages[after.seq] = codec.encode(after, now)
-        if not await self._commit(snapshot, changed, writes):
+        if not await self._commit(snapshot, changed, writes, listed=True):
             return None
-        await self._listed(changed)
         return changed
 
     async def extend(self, request: Extend) -> Extension:
@@ -85,7 +74,6 @@ class RedisStreams(RedisCommits):
                 grown = replace(message, content=message.content + suffix)
                 changed = await self._replace(snapshot, conversation, message, grown, now)
                 if changed is not None:
-                    await self._note_stream(tenant, conversation_id, message_id, now)
                     return Extension(changed, grown, at, suffix)
             raise self._lost(conversation_id)
 
@@ -99,7 +87,6 @@ class RedisStreams(RedisCommits):
                 if after is None:
                     return before
                 if await self._replace(snapshot, conversation, before, after, self._clock()) is not None:
-                    await self._note_stream(tenant, conversation_id, message_id, None)
                     return after
             raise self._lost(conversation_id)
 
@@ -130,7 +117,6 @@ class RedisStreams(RedisCommits):
             interrupted = replace(message, status=MessageStatus.INTERRUPTED)
             changed = await self._replace(snapshot, conversation, message, interrupted, self._clock())
             if changed is not None:  # nothing changed the conversation since it was read
-                await self._note_stream(tenant, cid, message_id, None)
                 done.append((changed, interrupted))
         return done
 

@@ -23,3 +23,6 @@ GONE = _HELPERS + lua("gone.lua")
 SWEEP_DUE = _HELPERS + lua("sweep_due.lua")
 
 SWEEP_FINISH = _HELPERS + lua("sweep_finish.lua")
+
+# On a standalone server only: its keys are in the conversation's slot and the tenant's (scripts.py).
+COMMIT_LISTED = _HELPERS + lua("commit.lua") + lua("commit_listed.lua")
