@@ -143,8 +143,11 @@ async def _write_pool_pids(store: SqlStore) -> AsyncIterator[int]:
     """The server processes of the connections the store's hot writes use."""
     assert store._writes is not None and store._writes._pool is not None
     pool = store._writes._pool
-    async with pool.acquire() as conn:
+    conn = await pool.acquire()
+    try:
         yield await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        pool.release(conn)
 
 
 def _say(mid: str) -> list[NewMessage]:

@@ -48,6 +48,7 @@ from chatkeep.stores.base import Extension
 from chatkeep.stores.locks import KeyedLocks
 from chatkeep.stores.requests import Append, Extend, Finish
 from chatkeep.stores.sql import statements
+from chatkeep.stores.sql.connections import Connections
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
 from chatkeep.stores.sql.rows import message_of
@@ -95,37 +96,39 @@ class GiveWay(Exception):
 
 
 class PostgresWrites:
-    """The hot writes of one SqlStore, on a pool of asyncpg connections of its own: up to the
-    store URL's `pool_size + max_overflow` (20 by default), opened as writes need them."""
+    """The hot writes of one SqlStore, on asyncpg connections of its own (`connections.py`): up to
+    the store URL's `pool_size + max_overflow` (20 by default), opened as writes need them."""
 
     def __init__(self, url: StoreURL, schema: str | None) -> None:
         self._dsn = sa.make_url(url.without_options()).set(drivername="postgresql")
         self._max = postgres_connections(url)
         self._server_settings = {"search_path": schema} if schema else {}
         self._redacted = url.redacted
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Connections | None = None
         self._turns = KeyedLocks()
         # By conversation, the row this process's last append left and its version: the next
         # append plans on it and skips the read (its write checks the version, as after a read).
         self._committed: OrderedDict[tuple[str, str], tuple[Conversation, int]] = OrderedDict()
 
     async def open(self) -> None:
-        # No connection is made until the first write (min_size=0): opening cannot fail.
-        self._pool = await asyncpg.create_pool(
-            self._dsn.render_as_string(hide_password=False),
-            min_size=0,
-            max_size=self._max,
-            max_inactive_connection_lifetime=300,
-            timeout=10,
-            server_settings=self._server_settings,
-            init=_json_codecs,
-            reset=_keep,
-        )
+        # No connection is made until the first write: opening cannot fail.
+        self._pool = Connections(self._connect, self._max)
 
     async def close(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+    async def _connect(self) -> Any:
+        conn = await asyncpg.connect(
+            self._dsn.render_as_string(hide_password=False),
+            timeout=10,
+            server_settings=self._server_settings,
+        )
+        # JSON columns read as SQLAlchemy's JSON type reads them.
+        for name in ("json", "jsonb"):
+            await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        return conn
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -295,10 +298,10 @@ class PostgresWrites:
 
 
 class _Acquired:
-    """A pooled connection for one write; failing to get one is StoreUnavailable. A GiveWay
-    raised inside ends the block quietly."""
+    """A connection for one write; failing to get one is StoreUnavailable. A GiveWay raised inside
+    ends the block quietly."""
 
-    def __init__(self, pool: asyncpg.Pool, redacted: str) -> None:
+    def __init__(self, pool: Connections, redacted: str) -> None:
         self._pool = pool
         self._redacted = redacted
         self._conn: Any = None
@@ -314,12 +317,7 @@ class _Acquired:
         self, kind: type[BaseException] | None, error: BaseException | None, _: object
     ) -> bool:
         cause = error.__cause__ if isinstance(error, GiveWay | StoreUnavailable) else error
-        if isinstance(cause, BROKEN):
-            try:
-                self._conn.terminate()  # the pool opens a new one in its place
-            except asyncpg.InterfaceError:
-                pass  # closed already, and so given back to the pool by the driver
-        await self._pool.release(self._conn)
+        self._pool.release(self._conn, broken=isinstance(cause, BROKEN))
         return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
 
 
@@ -347,14 +345,3 @@ def _field(message: Message, name: str) -> Any:
     if name == "output_tokens":
         return message.usage.output_tokens
     return getattr(message, name)
-
-
-async def _json_codecs(conn: Any) -> None:
-    # JSON columns read as SQLAlchemy's JSON type reads them.
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
-async def _keep(conn: Any) -> None:
-    """Nothing to reset between writes: they leave no session state (no transaction, no locks,
-    no settings), and a reset would cost a round trip per write."""
