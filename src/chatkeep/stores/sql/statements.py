@@ -73,17 +73,7 @@ SAVE_MESSAGE = (
         updated_at=sa.bindparam("now"),
     )
 )
-SAVE_ACTIVITY = (
-    sa.update(conversations)
-    .where(CONVERSATION_KEY)
-    .values(
-        last_activity_at=sa.bindparam("last_activity_at"),
-        expires_at=sa.bindparam("expires_at"),
-        preview=sa.bindparam("preview"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-    )
-)
+SAVE_ACTIVITY = sa.update(conversations).where(CONVERSATION_KEY).values(**_ACTIVITY)
 
 # -- PostgreSQL's hot path (`postgres.py` runs these, compiled once, on asyncpg) -----------------------
 # A row's xmin names the transaction that wrote its current version: a write conditional on it
