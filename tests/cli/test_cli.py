@@ -89,6 +89,21 @@ def test_a_durable_store_that_keeps_no_tenants_is_refused_at_start_up(command: t
     assert "Traceback" not in err + out and "hunter2" not in err
 
 
+@pytest.mark.parametrize("command", [("serve",), ("migrate",), ("tenants", "list")])
+def test_a_setting_that_does_not_read_is_named_with_its_value(
+    env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    bad = {**env, "CHATKEEP_OPENTELEMETRY": "maybe", "CHATKEEP_MAX_BODY_BYTES": "5"}
+    code, out, err = run(bad, *command)
+    assert code == 1
+    assert err.splitlines() == [
+        "chatkeep: CHATKEEP_OPENTELEMETRY='maybe': Input should be a valid boolean, "
+        "unable to interpret input",
+        "chatkeep: CHATKEEP_MAX_BODY_BYTES='5': Input should be greater than or equal to 1024",
+    ]
+    assert "Traceback" not in err + out
+
+
 def test_migrate_and_the_installed_entry_point(env: dict[str, str]) -> None:
     code, _, err = run(env, "migrate")
     assert code == 0 and "schema up to date" in err

@@ -66,12 +66,9 @@ async def test_a_writer_that_gives_up_waiting_loses_no_connection() -> None:
             task.cancel()
         pool.release(held[0])  # handed to the first waiter, which was cancelled: the next one gets it
         pool.release(held[1])
-        got = []
-        for task in waiters[1::2]:
-            if len(got) < 2:
-                got.append(await task)
+        got = [await waiters[1], await waiters[3]]
         for conn in got:
-            pool.release(conn)
+            pool.release(conn)  # one to waiter 5 (waiter 4 gave up), one back to the idle list
         third = await waiters[5]
         pool.release(third)
         for task in waiters[::2]:

@@ -90,7 +90,7 @@ def _direct(route: APIRoute) -> Direct | None:
         dependant.background_tasks_param_name,
         dependant.security_scopes_param_name,
         len(dependant.body_params) > 1,
-        route._embed_body_fields,
+        getattr(route, "_embed_body_fields", True),  # unknown to this framework version: its handler
         any(isinstance(f.field_info, params.Form) for f in dependant.body_params),
         any(sub.call not in OF_REQUEST or not sub.name for sub in dependant.dependencies),
     )

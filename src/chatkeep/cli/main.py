@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from chatkeep import __version__
 from chatkeep.bootstrap import build_services
@@ -22,11 +23,18 @@ T = TypeVar("T")
 
 @contextlib.contextmanager
 def explained() -> Iterator[None]:
-    """A ChatkeepError becomes a one-line message and exit status 1."""
+    """A ChatkeepError, or a setting that does not read, becomes a one-line message and exit status 1."""
     try:
         yield
     except ChatkeepError as exc:
         click.echo(f"chatkeep: {exc.detail}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for error in exc.errors(include_url=False):
+            name = "CHATKEEP_" + "_".join(str(part) for part in error["loc"]).upper()
+            click.echo(f"chatkeep: {name}={error['input']!r}: {error['msg']}", err=True)
         sys.exit(1)
 
 
@@ -73,8 +81,8 @@ def serve(host: str | None, port: int | None) -> None:
     from chatkeep.api.server import serve as serve_app
 
     overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = Settings(**overrides)
-    with explained():  # settings that cannot work (a ConfigError) are refused before serving
+    with explained():  # settings that do not read or cannot work are refused before serving
+        settings = Settings(**overrides)
         app = create_app(settings)
     dev = "on: GET /v1/dev/token hands out demo tokens" if settings.dev_enabled else "off"
     click.echo(

@@ -51,7 +51,7 @@ from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.connections import Connections
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
-from chatkeep.stores.sql.rows import message_of
+from chatkeep.stores.sql.rows import activity_values, appended_values, message_of, saved_message_values
 from chatkeep.stores.url import StoreURL
 
 # A connection lost, refused or shut down: the database is unavailable. Other PostgreSQL errors
@@ -173,11 +173,7 @@ class PostgresWrites:
         if not plan.inserts:
             return AppendOutcome(plan.conversation, plan.results)
         after = plan.conversation
-        params = {
-            **_counters(after, tenant, version),
-            "last_seq": after.last_seq,
-            "message_count": after.message_count,
-        }
+        params = {**appended_values(tenant, after), "row_version": version}
         if len(plan.inserts) == 1:
             (message,) = plan.inserts
             statement = APPEND_ONE_IF_UNCHANGED
@@ -262,13 +258,9 @@ class PostgresWrites:
         self, conn: Any, tenant: str, conversation: Conversation, message: Message, version: int, now: int
     ) -> bool:
         params = {
-            **_counters(conversation, tenant, version),
-            "seq": message.seq,
-            "content": message.content,
-            "status": message.status.value,
-            "message_input_tokens": message.usage.input_tokens,
-            "message_output_tokens": message.usage.output_tokens,
-            "now": now,
+            **activity_values(conversation),
+            **saved_message_values(tenant, message, now),
+            "row_version": version,
         }
         return bool(await self._write(conn, SAVE_MESSAGE_IF_UNCHANGED, params))
 
@@ -319,19 +311,6 @@ class _Acquired:
         cause = error.__cause__ if isinstance(error, GiveWay | StoreUnavailable) else error
         self._pool.release(self._conn, broken=isinstance(cause, BROKEN))
         return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
-
-
-def _counters(conversation: Conversation, tenant: str, version: int) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "cid": conversation.id,
-        "row_version": version,
-        "last_activity_at": conversation.last_activity_at,
-        "preview": conversation.preview,
-        "input_tokens": conversation.usage.input_tokens,
-        "output_tokens": conversation.usage.output_tokens,
-        "expires_at": conversation.expires_at,
-    }
 
 
 def _field(message: Message, name: str) -> Any:

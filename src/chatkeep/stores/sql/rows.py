@@ -184,7 +184,7 @@ def saved_message_values(tenant: str, message: Message, now: int) -> dict[str, A
         "message_seq": x.seq,
         "content": x.content,
         "status": x.status.value,
-        "input_tokens": x.usage.input_tokens,
-        "output_tokens": x.usage.output_tokens,
+        "message_input_tokens": x.usage.input_tokens,
+        "message_output_tokens": x.usage.output_tokens,
         "now": now,
     }

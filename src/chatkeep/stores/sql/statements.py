@@ -62,16 +62,16 @@ RANGE_PAGE = (
 )
 GET_MESSAGE = sa.select(messages).where(MESSAGES_KEY, m.id == sa.bindparam("mid")).with_for_update()
 # A streaming message's content, status and usage (a delta, a finish), and its conversation's activity.
+# (Its usage goes as `message_*`: the conditional statement below sets the conversation's too.)
+_SAVED_MESSAGE: dict[str, sa.BindParameter[Any]] = {
+    "content": sa.bindparam("content"),
+    "status": sa.bindparam("status"),
+    "input_tokens": sa.bindparam("message_input_tokens"),
+    "output_tokens": sa.bindparam("message_output_tokens"),
+    "updated_at": sa.bindparam("now"),
+}
 SAVE_MESSAGE = (
-    sa.update(messages)
-    .where(MESSAGES_KEY, m.seq == sa.bindparam("message_seq"))
-    .values(
-        content=sa.bindparam("content"),
-        status=sa.bindparam("status"),
-        input_tokens=sa.bindparam("input_tokens"),
-        output_tokens=sa.bindparam("output_tokens"),
-        updated_at=sa.bindparam("now"),
-    )
+    sa.update(messages).where(MESSAGES_KEY, m.seq == sa.bindparam("message_seq")).values(**_SAVED_MESSAGE)
 )
 SAVE_ACTIVITY = sa.update(conversations).where(CONVERSATION_KEY).values(**_ACTIVITY)
 
@@ -155,14 +155,10 @@ _ACTIVE = (
 SAVE_MESSAGE_IF_UNCHANGED = (
     sa.update(messages)
     .where(
-        m.tenant_id == _ACTIVE.c.tenant_id, m.conversation_id == _ACTIVE.c.id, m.seq == sa.bindparam("seq")
+        m.tenant_id == _ACTIVE.c.tenant_id,
+        m.conversation_id == _ACTIVE.c.id,
+        m.seq == sa.bindparam("message_seq"),
     )
-    .values(
-        content=sa.bindparam("content"),
-        status=sa.bindparam("status"),
-        input_tokens=sa.bindparam("message_input_tokens"),
-        output_tokens=sa.bindparam("message_output_tokens"),
-        updated_at=sa.bindparam("now"),
-    )
+    .values(**_SAVED_MESSAGE)
     .returning(m.seq)
 )
