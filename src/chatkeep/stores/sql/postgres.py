@@ -4,11 +4,13 @@ Each write is two round trips and no transaction block: one statement reads the 
 the message a delta or finish names) with the row's version, the domain plans the write from it,
 and one statement writes the plan only if the conversation row is still that version. An append
 after this process's last append of the conversation plans on the row that append left and is one
-round trip; if the row moved meanwhile (another instance, another kind of write), it reads again (statements
-in `statements.py`, compiled here once to SQL text and prepared once a connection). A single
-statement is atomic and, committed, durable. Nothing is locked between the two round trips, and a
-write that finds the row changed writes nothing; writes to one conversation take turns in this
-process (`stores/locks.py`), so they do not race each other; writes to different ones never wait.
+round trip; if the row moved meanwhile (another instance, another kind of write), it reads again.
+Appends to different conversations that are ready at the same time are written by one statement
+(`append_groups.py`), each conditional on its own row. Statements are in `statements.py`, compiled
+once to SQL text and prepared once a connection. A single statement is atomic and, committed,
+durable. Nothing is locked between the two round trips, and a write that finds the row changed
+writes nothing; writes to one conversation take turns in this process (`stores/locks.py`), so they
+do not race each other; writes to different ones never wait for each other.
 
 Whenever the quick way does not apply (the row changed meanwhile, a message id is already stored,
 a trim, a limit that might only be reached because retried messages were counted as new), a write
@@ -21,12 +23,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from chatkeep.domain import (
     after_extend,
@@ -48,7 +50,8 @@ from chatkeep.stores.base import Extension
 from chatkeep.stores.locks import KeyedLocks
 from chatkeep.stores.requests import Append, Extend, Finish
 from chatkeep.stores.sql import statements
-from chatkeep.stores.sql.connections import Connections
+from chatkeep.stores.sql.append_groups import AppendGroups
+from chatkeep.stores.sql.connections import Compiled, Connections
 from chatkeep.stores.sql.engine import postgres_connections
 from chatkeep.stores.sql.ops import checked
 from chatkeep.stores.sql.rows import activity_values, appended_values, message_of, saved_message_values
@@ -68,22 +71,8 @@ UNAVAILABLE = (
 BROKEN = (*UNAVAILABLE, asyncpg.InternalClientError)
 
 
-class Compiled:
-    """A statement as SQL text with positional parameters, and the order of its parameter names."""
-
-    def __init__(self, statement: sa.ClauseElement) -> None:
-        compiled = statement.compile(dialect=asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
-        self.sql = str(compiled)
-        self.names: tuple[str, ...] = tuple(getattr(compiled, "positiontup", None) or ())
-
-    def args(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
-
-
 READ_CONVERSATION = Compiled(statements.READ_CONVERSATION)
 READ_CONVERSATION_AND_MESSAGE = Compiled(statements.READ_CONVERSATION_AND_MESSAGE)
-APPEND_IF_UNCHANGED = Compiled(statements.APPEND_IF_UNCHANGED)
-APPEND_ONE_IF_UNCHANGED = Compiled(statements.APPEND_ONE_IF_UNCHANGED)
 SAVE_MESSAGE_IF_UNCHANGED = Compiled(statements.SAVE_MESSAGE_IF_UNCHANGED)
 
 
@@ -106,6 +95,7 @@ class PostgresWrites:
         self._redacted = url.redacted
         self._pool: Connections | None = None
         self._turns = KeyedLocks()
+        self._groups = AppendGroups(self._connection)
         # By conversation, the row this process's last append left and its version: the next
         # append plans on it and skips the read (its write checks the version, as after a read).
         self._committed: OrderedDict[tuple[str, str], tuple[Conversation, int]] = OrderedDict()
@@ -134,36 +124,31 @@ class PostgresWrites:
 
     async def append(self, request: Append, now: int) -> AppendOutcome | None:
         key = request.ref.key
-        async with self._turns.hold(key), self._connection() as conn:
-            recalled = self._recall(key, now, request.ref.scope)
-            if recalled is not None:
-                try:
-                    outcome = await self._append_on(conn, request, now, *recalled)
-                except StoreUnavailable as exc:
-                    if isinstance(exc.__cause__, BROKEN):
-                        # This write was the pooled connection's first statement, so a connection
-                        # the server ended while pooled fails here: the general operation runs on
-                        # another. Appends are idempotent by id: had the lost write been applied
-                        # after all, its messages are stored once and answered as already stored.
-                        raise GiveWay from exc.__cause__
-                    raise
-                except ChatkeepError:  # perhaps only so on the remembered row: answer from the stored one
-                    outcome = None
-                if outcome is not None:
-                    return outcome
-                self._committed.pop(key, None)
-            row = await self._read(conn, READ_CONVERSATION, {"tenant": key[0], "cid": key[1]})
-            current = checked(row, key[1], now, request.ref.scope)
-            return await self._append_on(conn, request, now, current, row["row_version"])
+        with suppress(GiveWay):
+            async with self._turns.hold(key):
+                recalled = self._recall(key, now, request.ref.scope)
+                if recalled is not None:
+                    try:
+                        outcome = await self._append_on(request, now, *recalled)
+                    except StoreUnavailable:
+                        raise
+                    except ChatkeepError:  # perhaps only so on the remembered row: answer from the stored one
+                        outcome = None
+                    if outcome is not None:
+                        return outcome
+                    self._committed.pop(key, None)
+                async with self._connection() as conn:
+                    row = await self._read(conn, READ_CONVERSATION, {"tenant": key[0], "cid": key[1]})
+                current = checked(row, key[1], now, request.ref.scope)
+                return await self._append_on(request, now, current, row["row_version"])
         return None
 
     async def _append_on(
-        self, conn: Any, request: Append, now: int, current: Conversation, version: int
+        self, request: Append, now: int, current: Conversation, version: int
     ) -> AppendOutcome | None:
         """Plan the append on `current`, the conversation as it stands at row version `version`,
         and write it if the row is still that version."""
         r = request
-        tenant = r.ref.key[0]
         try:
             plan = plan_append(current, {}, r.messages, now, max_messages=r.max_messages, policy=r.policy)
         except QuotaExceeded:
@@ -173,20 +158,21 @@ class PostgresWrites:
         if not plan.inserts:
             return AppendOutcome(plan.conversation, plan.results)
         after = plan.conversation
-        params = {**appended_values(tenant, after), "row_version": version}
-        if len(plan.inserts) == 1:
-            (message,) = plan.inserts
-            statement = APPEND_ONE_IF_UNCHANGED
-            for name in statements.MESSAGE_FIELDS:
-                params[f"new_{name}"] = _field(message, name)
-        else:
-            statement = APPEND_IF_UNCHANGED
-            for name in statements.MESSAGE_FIELDS:
-                params[f"new_{name}"] = [_field(message, name) for message in plan.inserts]
-        written = await self._write(conn, statement, params)
-        if len(written) != len(plan.inserts):
+        counters = {**appended_values(r.ref.key[0], after), "row_version": version}
+        fields = {
+            name: [_field(message, name) for message in plan.inserts] for name in statements.MESSAGE_FIELDS
+        }
+        try:
+            written = await self._groups.write(counters, fields)
+        except (asyncpg.PostgresError, *BROKEN) as exc:
+            # Refused (a message id already stored, say: the general operation answers it), or the
+            # connection was lost, perhaps a pooled one the server had ended, whose first statement
+            # this was: the general operation runs on another. Appends are idempotent by id: had the
+            # lost write been applied after all, its messages are stored once and answered as such.
+            raise GiveWay from exc
+        if written is None:
             return None
-        self._remember(r.ref.key, after, written[0]["row_version"])
+        self._remember(r.ref.key, after, written)
         return AppendOutcome(after, plan.results)
 
     def _recall(self, key: tuple[str, str], now: int, scope: Scope) -> tuple[Conversation, int] | None:
@@ -210,30 +196,36 @@ class PostgresWrites:
     async def extend(self, request: Extend, now: int) -> Extension | None:
         r = request
         (tenant, cid), scope = r.ref.key, r.ref.scope
-        async with self._turns.hold((tenant, cid)), self._connection() as conn:
-            current, message, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
-            at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
-            if not suffix:
+        with suppress(GiveWay):
+            async with self._turns.hold((tenant, cid)), self._connection() as conn:
+                current, message, version = await self._read_message(
+                    conn, tenant, cid, r.message_id, now, scope
+                )
+                at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
+                if not suffix:
+                    return Extension(current, message, at, suffix)
+                message = replace(message, content=message.content + suffix)
+                current = after_extend(current, message, now)
+                if not await self._save(conn, tenant, current, message, version, now):
+                    return None
                 return Extension(current, message, at, suffix)
-            message = replace(message, content=message.content + suffix)
-            current = after_extend(current, message, now)
-            if not await self._save(conn, tenant, current, message, version, now):
-                return None
-            return Extension(current, message, at, suffix)
         return None
 
     async def finish(self, request: Finish, now: int) -> Message | None:
         r = request
         (tenant, cid), scope = r.ref.key, r.ref.scope
-        async with self._turns.hold((tenant, cid)), self._connection() as conn:
-            current, before, version = await self._read_message(conn, tenant, cid, r.message_id, now, scope)
-            after = finished(before, r.status, r.usage)
-            if after is None:
-                return before
-            conversation = after_finish(current, before, after, now)
-            if not await self._save(conn, tenant, conversation, after, version, now):
-                return None
-            return after
+        with suppress(GiveWay):
+            async with self._turns.hold((tenant, cid)), self._connection() as conn:
+                current, before, version = await self._read_message(
+                    conn, tenant, cid, r.message_id, now, scope
+                )
+                after = finished(before, r.status, r.usage)
+                if after is None:
+                    return before
+                conversation = after_finish(current, before, after, now)
+                if not await self._save(conn, tenant, conversation, after, version, now):
+                    return None
+                return after
         return None
 
     # -- steps ------------------------------------------------------------------------------------
@@ -290,8 +282,8 @@ class PostgresWrites:
 
 
 class _Acquired:
-    """A connection for one write; failing to get one is StoreUnavailable. A GiveWay raised inside
-    ends the block quietly."""
+    """A connection for one statement or write; failing to get one is StoreUnavailable. One that
+    failed so that it cannot be trusted is closed."""
 
     def __init__(self, pool: Connections, redacted: str) -> None:
         self._pool = pool
@@ -310,7 +302,7 @@ class _Acquired:
     ) -> bool:
         cause = error.__cause__ if isinstance(error, GiveWay | StoreUnavailable) else error
         self._pool.release(self._conn, broken=isinstance(cause, BROKEN))
-        return kind is not None and issubclass(kind, GiveWay)  # the caller then returns None
+        return False
 
 
 def _field(message: Message, name: str) -> Any:

@@ -98,13 +98,6 @@ READ_CONVERSATION_AND_MESSAGE = (
     )
     .where(CONVERSATION_KEY)
 )
-_COUNTED = (
-    sa.update(conversations)
-    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
-    .values(**_AFTER_APPEND)
-    .returning(c.tenant_id, c.id)
-    .cte("counted")
-)
 JSON_FIELDS = {"parts", "metadata"}
 
 
@@ -113,37 +106,91 @@ def _new_type(name: str) -> sa.types.TypeEngine[Any]:
     return sa.Text() if name in JSON_FIELDS else m[name].type
 
 
-# One array a field, one element a message: one statement whatever the batch size.
-_NEW = (
-    sa.func.unnest(*(sa.bindparam(f"new_{name}", type_=ARRAY(_new_type(name))) for name in MESSAGE_FIELDS))
-    .table_valued(*MESSAGE_FIELDS)
-    .render_derived()
-)
 # One message, its fields as they are (no arrays to build and take apart).
 _ONE = sa.select(
     *(sa.bindparam(f"new_{name}", type_=_new_type(name)).label(name) for name in MESSAGE_FIELDS)
 ).subquery("one")
+# The one statement that writes an append alone: one message to one conversation, whose new counters
+# are written only if its row is as it was read. Returns the seq written and the row's version after
+# this write: the xmin of the row it updated, which is this statement's transaction.
+_COUNTED = (
+    sa.update(conversations)
+    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
+    .values(**_AFTER_APPEND)
+    .returning(c.tenant_id, c.id)
+    .cte("counted")
+)
 
 
-def _append_if_unchanged(new: sa.FromClause) -> sa.Insert:
-    """The conversation's new counters and the messages of `new`, written only if the row is as it
-    was read. Returns the seqs written and the row's version after this write: the xmin of the row
-    it updated, which is this statement's transaction."""
+class _Xid(sa.types.UserDefinedType[int]):
+    """PostgreSQL's transaction id, the type of a row's xmin."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "XID"
+
+
+def _unnest(prefix: str, columns: dict[str, sa.types.TypeEngine[Any]], name: str) -> sa.TableValuedAlias:
+    """Rows from one array parameter a column (`{prefix}{column}`), one element a row."""
+    arrays = (sa.bindparam(f"{prefix}{column}", type_=ARRAY(kind)) for column, kind in columns.items())
+    return sa.func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+# Appends to several conversations (or many messages to one) in one statement: one row a
+# conversation, with its place in the group, its key, the row version its append was planned on and
+# its new counters, and one row a message, with its conversation's place. A conversation whose row is
+# no longer that version is not updated, and so none of its messages is inserted; the others are
+# written all the same. Returns, for each message written, its conversation and the version its row
+# has now.
+GROUP_FIELDS = ("tenant", "cid", "row_version", *_AFTER_APPEND)
+_AFTER = _unnest(
+    "group_",
+    {
+        "n": sa.Integer(),
+        "tenant": c.tenant_id.type,
+        "cid": c.id.type,
+        "row_version": _Xid(),
+        **{name: c[name].type for name in _AFTER_APPEND},
+    },
+    "after",
+)
+_GROUP_COUNTED = (
+    sa.update(conversations)
+    .where(c.tenant_id == _AFTER.c.tenant, c.id == _AFTER.c.cid, ROW_VERSION == _AFTER.c.row_version)
+    .values({name: _AFTER.c[name] for name in _AFTER_APPEND})
+    .returning(c.tenant_id, c.id, _AFTER.c.n)
+    .cte("counted")
+)
+_GROUP_NEW = _unnest(
+    "new_", {"n": sa.Integer(), **{name: _new_type(name) for name in MESSAGE_FIELDS}}, "added"
+)
+
+
+_NOW_VERSION: sa.Label[Any] = sa.literal_column("pg_current_xact_id()::xid").label("row_version")
+
+
+def _append_counted(counted: sa.CTE, new: sa.FromClause, on: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Insert the messages of `new` whose conversation `counted` updated. Returns a row for each
+    conversation written (all its messages are, or the statement fails), with the version its row
+    has now: the xmin of the row this statement updated, which is this statement's transaction."""
     values = [sa.cast(new.c[n], JSONB) if n in JSON_FIELDS else new.c[n] for n in MESSAGE_FIELDS]
-    return (
+    added = (
         sa.insert(messages)
         .from_select(
             ["tenant_id", "conversation_id", *MESSAGE_FIELDS, "updated_at"],
-            sa.select(_COUNTED.c.tenant_id, _COUNTED.c.id, *values, new.c.created_at)
-            .select_from(_COUNTED)
-            .join(new, sa.true()),
+            sa.select(counted.c.tenant_id, counted.c.id, *values, new.c.created_at)
+            .select_from(counted)
+            .join(new, on),
         )
-        .returning(m.seq, sa.literal_column("pg_current_xact_id()::xid").label("row_version"))
+        .cte("inserted")
     )
+    written = [counted.c.n] if "n" in counted.c else []
+    return sa.select(*written, _NOW_VERSION).select_from(counted).add_cte(added)
 
 
-APPEND_IF_UNCHANGED = _append_if_unchanged(_NEW)
-APPEND_ONE_IF_UNCHANGED = _append_if_unchanged(_ONE)
+APPEND_ONE_IF_UNCHANGED = _append_counted(_COUNTED, _ONE, sa.true())
+APPEND_GROUP_IF_UNCHANGED = _append_counted(_GROUP_COUNTED, _GROUP_NEW, _GROUP_NEW.c.n == _GROUP_COUNTED.c.n)
 _ACTIVE = (
     sa.update(conversations)
     .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
