@@ -63,11 +63,11 @@ def create_tenant(conn: sa.Connection, tenant: Tenant) -> None:
 
 def find_tenant(conn: sa.Connection, column: str, value: str) -> Tenant | None:
     row = conn.execute(sa.select(tenants).where(tenants.c[column] == value)).first()
-    return None if row is None else tenant_of(row)
+    return None if row is None else tenant_of(row._mapping)
 
 
 def list_tenants(conn: sa.Connection) -> list[Tenant]:
-    return [tenant_of(row) for row in conn.execute(sa.select(tenants).order_by(tenants.c.id))]
+    return [tenant_of(row._mapping) for row in conn.execute(sa.select(tenants).order_by(tenants.c.id))]
 
 
 def update_tenant(conn: sa.Connection, tenant: Tenant) -> None:
