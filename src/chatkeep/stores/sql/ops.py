@@ -7,6 +7,8 @@ through `AsyncConnection.run_sync` on PostgreSQL. Each function is one transacti
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from chatkeep.domain import (
@@ -223,10 +225,8 @@ def sweep_expired(conn: sa.Connection, now: int, limit: int, keep_ms: int) -> li
         .order_by(c.expires_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)  # concurrent sweepers take disjoint rows
     swept = []
-    for row in conn.execute(due).all():
+    for row in conn.execute(claimed(conn, due)).all():
         key = {"tenant": row.tenant_id, "cid": row.id}
         conn.execute(sa.delete(messages).where(MESSAGES_KEY), key)
         conn.execute(sa.delete(conversation_tags).where(TAGS_KEY), key)
@@ -237,6 +237,14 @@ def sweep_expired(conn: sa.Connection, now: int, limit: int, keep_ms: int) -> li
             )
         )
     return swept
+
+
+def claimed(conn: sa.Connection, due: sa.Select[Any]) -> sa.Select[Any]:
+    """`due` as a sweeper reads it: concurrent sweepers take disjoint rows (PostgreSQL; SQLite has one
+    writer at a time)."""
+    if conn.dialect.name == "postgresql":
+        return due.with_for_update(skip_locked=True)
+    return due
 
 
 def delete_conversation(conn: sa.Connection, tenant: str, cid: str, now: int, scope: Scope) -> Conversation:
