@@ -59,8 +59,8 @@ class Replayer:
     memory: MemoryStore
     known: Knowledge
     locks: KeyedLocks
-    stats: ReplayStats = field(default_factory=ReplayStats)
-    listener: Listener | None = None
+    stats: ReplayStats = field(default_factory=ReplayStats, init=False)
+    listener: Listener | None = field(default=None, init=False)
     _last: dict[tuple[str, str], Conversation | None] = field(default_factory=dict, init=False, repr=False)
 
     async def step(self, lane: Lane, degraded: Callable[[], bool]) -> None:
