@@ -14,7 +14,6 @@ from chatkeep.domain import (
     AppendPlan,
     after_extend,
     after_finish,
-    errors,
     finished,
     is_expired,
     plan_append,
@@ -24,7 +23,7 @@ from chatkeep.errors import NotFound, QuotaExceeded
 from chatkeep.models import AppendOutcome, Conversation, Message, MessagePage, MessageStatus
 from chatkeep.stores.base import Extension
 from chatkeep.stores.requests import Append, Extend, Finish, Read, Ref
-from chatkeep.stores.sql.ops import checked, claimed, load
+from chatkeep.stores.sql.ops import checked, claimed, load, retained
 from chatkeep.stores.sql.rows import (
     Columns,
     activity_values,
@@ -168,9 +167,7 @@ def _conversation(run: Run, ref: Ref, now: int) -> Conversation:
 
 def _message(run: Run, conversation: Conversation, message_id: str) -> Message:
     row = run.first(GET_MESSAGE, {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id})
-    if row is None or row["seq"] < conversation.first_seq:
-        raise errors.message_not_found(message_id)
-    return message_of(row)
+    return retained(row, conversation, message_id)
 
 
 def interrupt_stale_streams(

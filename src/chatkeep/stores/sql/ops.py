@@ -28,6 +28,7 @@ from chatkeep.models import (
     ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
+    Message,
     Mode,
     Scope,
     Tenant,
@@ -37,6 +38,7 @@ from chatkeep.stores.sql.rows import (
     Columns,
     conversation_of,
     conversation_values,
+    message_of,
     tenant_of,
     tenant_values,
 )
@@ -99,6 +101,13 @@ def checked(row: Columns | None, cid: str, now: int, scope: Scope) -> Conversati
     if is_expired(conversation, now):
         raise errors.conversation_expired(cid)
     return conversation
+
+
+def retained(row: Columns | None, conversation: Conversation, message_id: str) -> Message:
+    """The message a row holds, when the conversation still retains it; NotFound otherwise."""
+    if row is None or row["seq"] < conversation.first_seq:
+        raise errors.message_not_found(message_id)
+    return message_of(row)
 
 
 def live(now: int) -> sa.ColumnElement[bool]:
