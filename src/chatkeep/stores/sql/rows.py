@@ -62,6 +62,14 @@ def _fields(model: object, names: tuple[str, ...]) -> dict[str, Any]:
     return {name: getattr(model, name) for name in names}
 
 
+def _usage_of(row: Columns) -> Usage:
+    return Usage(row["input_tokens"], row["output_tokens"])
+
+
+def _usage_values(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
 def tenant_of(row: Columns) -> Tenant:
     return Tenant(**_columns(row, TENANT_FIELDS), settings=TenantSettings.from_json(row["settings"]))
 
@@ -80,7 +88,7 @@ def conversation_of(row: Columns) -> Conversation:
         user=row["user_id"],
         mode=Mode(row["mode"]),
         tags=tuple(row["tags"]),
-        usage=Usage(row["input_tokens"], row["output_tokens"]),
+        usage=_usage_of(row),
     )
 
 
@@ -101,7 +109,7 @@ def message_of(row: Columns) -> Message:
     return Message(
         **_columns(row, MESSAGE_FIELDS),
         role=Role(row["role"]),
-        usage=Usage(row["input_tokens"], row["output_tokens"]),
+        usage=_usage_of(row),
         status=MessageStatus(row["status"]),
     )
 
@@ -116,10 +124,6 @@ def message_values(tenant: str, message: Message) -> dict[str, Any]:
         "updated_at": x.created_at,
         **_usage_values(x.usage),
     }
-
-
-def _usage_values(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
 
 
 # -- parameters of the message writes (`statements.py`) ---------------------------------------------
