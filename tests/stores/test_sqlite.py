@@ -6,13 +6,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from chatkeep.errors import ConfigError, NotFound, StoreUnavailable
 from chatkeep.models import (
-    ANYONE,
     Conversation,
     LimitPolicy,
     MessageStatus,
@@ -98,7 +98,8 @@ async def test_a_write_failing_after_it_wrote_leaves_nothing_and_spares_its_grou
 
     def write_then_fail(cid: str) -> Callable[[sa.Connection], None]:
         def operation(conn: sa.Connection) -> None:
-            sqlite.append(conn, Append(Ref("t", cid), [msg(f"lost-{cid}"), msg(f"lost2-{cid}")]), 1)
+            request = Append(Ref("t", cid), [msg(f"lost-{cid}"), msg(f"lost2-{cid}")])
+            message_ops.append(sqlite.Driver(conn), request, 1)
             raise Refused
 
         return operation
@@ -153,8 +154,8 @@ STREAM_USAGE = Usage(5, 6)
 
 
 async def test_the_driver_connection_writes_what_the_general_operations_write(tmp_path: Path) -> None:
-    """Appends, deltas and finishes give the same results, and store the same rows, as the general
-    operations (`message_ops`) on the same store."""
+    """Appends, deltas and finishes run on the driver connection give the same results, and store the
+    same rows, as the same operations (`message_ops`) run through SQLAlchemy on the same store."""
     store = SqlStore(f"sqlite:///{tmp_path}/same.db", clock=lambda: NOW)
     await store.connect()
     await store.migrate()
@@ -183,24 +184,15 @@ async def quick_writes(store: SqlStore, ref: Ref, new: list[NewMessage]) -> tupl
 
 
 async def general_writes(store: SqlStore, ref: Ref, new: list[NewMessage]) -> tuple[object, ...]:
-    tenant, cid = ref.key
+    def through_sqlalchemy(operation: Callable[[message_ops.Run, Any, int], Any], request: Any) -> Any:
+        return store._run(lambda conn: operation(message_ops.Statements(conn), request, NOW), write=True)
+
     return (
-        await store._run(
-            lambda conn: message_ops.append_messages(
-                conn, tenant, cid, new, NOW, 10, LimitPolicy.TRIM, ANYONE
-            ),
-            write=True,
+        await through_sqlalchemy(
+            message_ops.append, Append(ref, new, max_messages=10, policy=LimitPolicy.TRIM)
         ),
-        await store._run(
-            lambda conn: message_ops.extend_message(conn, tenant, cid, "r", "lo", 0, None, NOW, ANYONE),
-            write=True,
-        ),
-        await store._run(
-            lambda conn: message_ops.finish_message(
-                conn, tenant, cid, "r", MessageStatus.COMPLETE, STREAM_USAGE, NOW, ANYONE
-            ),
-            write=True,
-        ),
+        await through_sqlalchemy(message_ops.extend, Extend(ref, "r", "lo", offset=0)),
+        await through_sqlalchemy(message_ops.finish, Finish(ref, "r", MessageStatus.COMPLETE, STREAM_USAGE)),
     )
 
 

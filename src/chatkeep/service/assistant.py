@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import uuid
+from dataclasses import KW_ONLY, dataclass, field
 
 from chatkeep import tasks
 from chatkeep.errors import ChatkeepError
@@ -46,27 +47,20 @@ def pieces(text: str, words: int = WORDS_PER_DELTA) -> list[str]:
     return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)] or [text]
 
 
+@dataclass(eq=False)
 class EchoAssistant(tasks.Background):
     """Follows the demo tenant's events and answers user messages, each reply taking about
     `duration` seconds from first to last delta."""
 
     task_name = "chatkeep-echo-assistant"
 
-    def __init__(
-        self,
-        events: EventBus,
-        tenants: TenantService,
-        chat: MessageService,
-        streams: StreamService,
-        *,
-        duration: float = 2.0,
-    ) -> None:
-        self._events = events
-        self._tenants = tenants
-        self._chat = chat
-        self._streams = streams
-        self._duration = duration
-        self._replies: set[asyncio.Task[None]] = set()
+    events: EventBus
+    tenants: TenantService
+    chat: MessageService
+    streams: StreamService
+    _: KW_ONLY
+    duration: float = 2.0
+    _replies: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     async def stop(self) -> None:
         await super().stop()
@@ -76,7 +70,7 @@ class EchoAssistant(tasks.Background):
     async def run(self) -> None:
         while not tasks.stopping():
             try:
-                async with self._events.subscribe(DEMO_TENANT) as events:
+                async with self.events.subscribe(DEMO_TENANT) as events:
                     async for event in events:
                         if event.type != EventType.MESSAGE_CREATED:
                             continue
@@ -93,24 +87,24 @@ class EchoAssistant(tasks.Background):
             await asyncio.sleep(1.0)
 
     async def _answer(self, user: str, conversation_id: str, message: dict[str, object]) -> None:
-        tenant = await self._tenants.ensure_demo()
+        tenant = await self.tenants.ensure_demo()
         principal = Principal(tenant=tenant, user=user, workspaces=None)
         rid = reply_id(conversation_id, str(message.get("id")))
         parts = pieces(reply_text(str(message.get("content", ""))))
         try:
-            opened = await self._chat.append_messages(
+            opened = await self.chat.append_messages(
                 principal,
                 conversation_id,
                 [MessageInput(role=Role.ASSISTANT, id=rid, status=MessageStatus.STREAMING)],
             )
             if not opened.results[0].created:
                 return  # another instance answers it
-            pause = self._duration / max(len(parts), 1)
+            pause = self.duration / max(len(parts), 1)
             offset = 0
             for piece in parts:
                 await asyncio.sleep(pause)
-                await self._streams.delta(principal, conversation_id, rid, piece, offset=offset)
+                await self.streams.delta(principal, conversation_id, rid, piece, offset=offset)
                 offset += len(piece)
-            await self._streams.finish(principal, conversation_id, rid, MessageStatus.COMPLETE)
+            await self.streams.finish(principal, conversation_id, rid, MessageStatus.COMPLETE)
         except ChatkeepError as exc:  # deleted, expired or a `local` conversation meanwhile
             log.debug("echo reply to %s stopped: %s", conversation_id, exc)

@@ -6,7 +6,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from chatkeep.config import Settings, settings_of
 from chatkeep.errors import RateLimited
@@ -28,6 +28,7 @@ class Limits:
         return settings_of(cls, settings)
 
 
+@dataclass(eq=False)
 class RateLimiter:
     """Token buckets per caller: `rate` requests a second sustained, `burst` at once. Rate 0 disables.
 
@@ -35,19 +36,14 @@ class RateLimiter:
     rate. The oldest idle buckets are forgotten past `max_callers`.
     """
 
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        max_callers: int = 100_000,
-    ) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._max = max_callers
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+    rate: float
+    burst: int
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+    max_callers: int = 100_000
+    _buckets: OrderedDict[str, tuple[float, float]] = field(
+        default_factory=OrderedDict, init=False, repr=False
+    )
 
     def check(self, caller: str) -> None:
         """Take one token for `caller`, or raise `RateLimited` with the seconds until one is free."""
@@ -67,12 +63,12 @@ class RateLimiter:
         """Take one token for `caller` (none left: the bucket stays empty)."""
         if self.rate <= 0:
             return
-        self._buckets[caller] = (max(0.0, self._tokens(caller) - 1.0), self._clock())
-        if len(self._buckets) > self._max:
+        self._buckets[caller] = (max(0.0, self._tokens(caller) - 1.0), self.clock())
+        if len(self._buckets) > self.max_callers:
             self._buckets.popitem(last=False)
 
     def _tokens(self, caller: str) -> float:
-        now = self._clock()
+        now = self.clock()
         tokens, updated = self._buckets.pop(caller, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
         self._buckets[caller] = (tokens, now)

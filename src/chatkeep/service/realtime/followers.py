@@ -1,5 +1,5 @@
-"""Followers as the real-time service sees them: what it needs of a connection (Follower) and of the
-reads a follower may make (Source), and where a follower that is not yet a member of a conversation's
+"""Followers as the real-time service sees them: what it needs of a connection (Follower), where
+its reads come from (Source), and where a follower that is not yet a member of a conversation's
 channel stands (Place)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatkeep.codec import Frame
-from chatkeep.models import Conversation, MessagePage
 from chatkeep.service.auth import Principal
+from chatkeep.service.messages import MessageService
 
 
 class Follower(Protocol):
@@ -35,20 +35,8 @@ class Follower(Protocol):
         """Following a conversation ended: its backlog could not be read (the error says why)."""
 
 
-class Source(Protocol):
-    """Reads a follower may make (the chat service, with the follower's own rights)."""
-
-    async def get_conversation(self, p: Principal, conversation_id: str) -> Conversation: ...
-
-    async def read_messages(
-        self,
-        p: Principal,
-        conversation_id: str,
-        *,
-        before: int | None = None,
-        after: int | None = None,
-        limit: int = 50,
-    ) -> MessagePage: ...
+# The reads a follower makes: the chat service's message reads, with the follower's own rights.
+Source = MessageService
 
 
 # Told (last seq sent, how many were replayed) once a follower's backlog is sent.

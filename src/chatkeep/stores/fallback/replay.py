@@ -19,7 +19,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from chatkeep.errors import ChatkeepError, Conflict, NotFound, StoreUnavailable, VersionMismatch
 from chatkeep.models import ANYONE, Conversation, Message
@@ -52,18 +52,16 @@ class ReplayStats:
     moved: int = 0  # conversations another writer changed during the outage
 
 
+@dataclass(eq=False)
 class Replayer:
-    def __init__(
-        self, primary: Store, journal: Journal, memory: MemoryStore, known: Knowledge, locks: KeyedLocks
-    ) -> None:
-        self.primary = primary
-        self.journal = journal
-        self.memory = memory
-        self.known = known
-        self.locks = locks
-        self.stats = ReplayStats()
-        self.listener: Listener | None = None
-        self._last: dict[tuple[str, str], Conversation | None] = {}
+    primary: Store
+    journal: Journal
+    memory: MemoryStore
+    known: Knowledge
+    locks: KeyedLocks
+    stats: ReplayStats = field(default_factory=ReplayStats, init=False)
+    listener: Listener | None = field(default=None, init=False)
+    _last: dict[tuple[str, str], Conversation | None] = field(default_factory=dict, init=False, repr=False)
 
     async def step(self, lane: Lane, degraded: Callable[[], bool]) -> None:
         """Replay one batch of the lane (or close it when it is empty). Raises StoreUnavailable

@@ -1,11 +1,12 @@
-"""Message operations over one SQLAlchemy Core connection (SQLite and PostgreSQL alike): append,
-streaming replies and page reads."""
+"""Message operations in one transaction (SQLite and PostgreSQL alike): append, streaming replies
+and page reads. The writes run their statements through a `Run`; the SQLite store's writer runs them
+on the sqlite3 connection itself (`sqlite.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -13,29 +14,18 @@ from chatkeep.domain import (
     AppendPlan,
     after_extend,
     after_finish,
-    check_appendable,
-    errors,
     finished,
     is_expired,
     plan_append,
     plan_extend,
 )
 from chatkeep.errors import NotFound, QuotaExceeded
-from chatkeep.models import (
-    ANYONE,
-    AppendOutcome,
-    Conversation,
-    LimitPolicy,
-    Message,
-    MessagePage,
-    MessageStatus,
-    NewMessage,
-    Scope,
-    Usage,
-)
+from chatkeep.models import AppendOutcome, Conversation, Message, MessagePage, MessageStatus
 from chatkeep.stores.base import Extension
-from chatkeep.stores.sql.ops import load
+from chatkeep.stores.requests import Append, Extend, Finish, Read, Ref
+from chatkeep.stores.sql.ops import checked, claimed, load, retained
 from chatkeep.stores.sql.rows import (
+    Columns,
     activity_values,
     appended_values,
     message_of,
@@ -52,6 +42,7 @@ from chatkeep.stores.sql.statements import (
     INSERT_MESSAGE,
     INSERT_NEW_MESSAGE,
     LATEST_PAGE,
+    LOCK_CONVERSATION,
     RANGE_PAGE,
     SAVE_ACTIVITY,
     SAVE_MESSAGE,
@@ -61,125 +52,122 @@ from chatkeep.stores.sql.statements import (
 
 m = messages.c
 
-# -- messages ---------------------------------------------------------------------------------------
+
+class Run(Protocol):
+    """Runs the statements of the message writes in one transaction: through SQLAlchemy (`Statements`)
+    or, for SQLite's writer, on the sqlite3 connection itself (`sqlite.Driver`)."""
+
+    conn: sa.Connection
+
+    def first(self, statement: sa.Executable, params: Mapping[str, Any]) -> Columns | None: ...
+
+    def execute(self, statement: sa.Executable, params: Mapping[str, Any]) -> None: ...
+
+    def insert_new(self, tenant: str, inserts: Sequence[Message]) -> bool:
+        """Insert messages assuming their ids are new: True when all were, False (and nothing
+        inserted) when some id was stored before."""
+        ...
 
 
-def append_messages(
-    conn: sa.Connection,
-    tenant: str,
-    cid: str,
-    new: Sequence[NewMessage],
-    now: int,
-    max_messages: int | None,
-    policy: LimitPolicy,
-    scope: Scope,
-) -> AppendOutcome:
-    # The row lock serialises appenders of this conversation (SQLite serialises all writers), so
-    # seqs stay gapless and no other transaction inserts into this conversation meanwhile.
-    key = {"tenant": tenant, "cid": cid}
-    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
-    check_appendable(current)
-    plan = _optimistic_insert(conn, tenant, current, new, now, max_messages, policy)
-    if plan is None:
-        # Some ids were stored before (retries): look them up and plan again. The lookup is the
-        # only query here whose cost depends on the planner, and it runs only for retries.
-        rows = conn.execute(FIND_MESSAGES_BY_ID, {**key, "ids": sorted({n.id for n in new})})
-        existing = {row.id: message_of(row._mapping) for row in rows}
-        plan = plan_append(current, existing, new, now, max_messages=max_messages, policy=policy)
-        if plan.inserts:
-            conn.execute(INSERT_MESSAGE, [message_values(tenant, message) for message in plan.inserts])
-    if plan.trim_below is not None:
-        conn.execute(TRIM_MESSAGES, {**key, "low": current.first_seq, "high": plan.trim_below})
-    if plan.inserts:
-        conn.execute(UPDATE_AFTER_APPEND, appended_values(tenant, plan.conversation))
-    return AppendOutcome(plan.conversation, plan.results)
+class Statements:
+    """Runs them through SQLAlchemy, on any dialect."""
 
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
 
-def _optimistic_insert(
-    conn: sa.Connection,
-    tenant: str,
-    current: Conversation,
-    new: Sequence[NewMessage],
-    now: int,
-    max_messages: int | None,
-    policy: LimitPolicy,
-) -> AppendPlan | None:
-    """Insert assuming every id is new, which is the common case and needs no lookup. Returns the plan,
-    or None (with nothing left inserted) when some id already existed or the assumption broke a limit."""
-    try:
-        plan = plan_append(current, {}, new, now, max_messages=max_messages, policy=policy)
-    except QuotaExceeded:
-        return None  # perhaps only because replays were counted as new
-    values = [message_values(tenant, message) for message in plan.inserts]
-    inserted = set(conn.execute(_INSERT_NEW[conn.dialect.name], values).scalars())
-    if len(inserted) == len(plan.inserts):
-        return plan
-    if inserted:
-        conn.execute(DELETE_MESSAGES_BY_ID, {"tenant": tenant, "cid": current.id, "ids": sorted(inserted)})
-    return None
+    def first(self, statement: sa.Executable, params: Mapping[str, Any]) -> Columns | None:
+        row = self.conn.execute(statement, params).first()
+        return None if row is None else row._mapping
+
+    def execute(self, statement: sa.Executable, params: Mapping[str, Any]) -> None:
+        self.conn.execute(statement, params)
+
+    def insert_new(self, tenant: str, inserts: Sequence[Message]) -> bool:
+        values = [message_values(tenant, message) for message in inserts]
+        inserted = set(self.conn.execute(_INSERT_NEW[self.conn.dialect.name], values).scalars())
+        if len(inserted) == len(inserts):
+            return True
+        if inserted:
+            cid = inserts[0].conversation_id
+            self.conn.execute(DELETE_MESSAGES_BY_ID, {"tenant": tenant, "cid": cid, "ids": sorted(inserted)})
+        return False
 
 
 # RETURNING the ids inserted, so that an optimistic insert that met a stored id can be undone.
 _INSERT_NEW = {dialect: insert.returning(m.id) for dialect, insert in INSERT_NEW_MESSAGE.items()}
 
-
-def _load_message(conn: sa.Connection, conversation: Conversation, message_id: str) -> Message:
-    row = conn.execute(
-        GET_MESSAGE, {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id}
-    ).first()
-    if row is None or row.seq < conversation.first_seq:
-        raise errors.message_not_found(message_id)
-    return message_of(row._mapping)
+# -- messages ---------------------------------------------------------------------------------------
 
 
-def _save_message(conn: sa.Connection, tenant: str, message: Message, now: int) -> None:
-    conn.execute(SAVE_MESSAGE, saved_message_values(tenant, message, now))
+def append(run: Run, request: Append, now: int) -> AppendOutcome:
+    # The row lock serialises appenders of this conversation (SQLite serialises all writers), so
+    # seqs stay gapless and no other transaction inserts into this conversation meanwhile.
+    r = request
+    tenant, cid = r.ref.key
+    current = _conversation(run, r.ref, now)
+    plan = _plan_as_new(current, r, now)
+    if plan is None or not run.insert_new(tenant, plan.inserts):
+        # Some ids were stored before (retries): look them up and plan again. The lookup is the
+        # only query here whose cost depends on the planner, and it runs only for retries.
+        ids = sorted({n.id for n in r.messages})
+        rows = run.conn.execute(FIND_MESSAGES_BY_ID, {"tenant": tenant, "cid": cid, "ids": ids})
+        existing = {row.id: message_of(row._mapping) for row in rows}
+        plan = plan_append(current, existing, r.messages, now, max_messages=r.max_messages, policy=r.policy)
+        if plan.inserts:
+            run.conn.execute(INSERT_MESSAGE, [message_values(tenant, message) for message in plan.inserts])
+    if plan.trim_below is not None:
+        run.execute(
+            TRIM_MESSAGES, {"tenant": tenant, "cid": cid, "low": current.first_seq, "high": plan.trim_below}
+        )
+    if plan.inserts:
+        run.execute(UPDATE_AFTER_APPEND, appended_values(tenant, plan.conversation))
+    return AppendOutcome(plan.conversation, plan.results)
 
 
-def _save_activity(conn: sa.Connection, conversation: Conversation) -> None:
-    conn.execute(SAVE_ACTIVITY, activity_values(conversation))
+def _plan_as_new(current: Conversation, request: Append, now: int) -> AppendPlan | None:
+    """The plan if every id is new, which is the common case and needs no lookup; None when the
+    assumption broke a limit."""
+    r = request
+    try:
+        return plan_append(current, {}, r.messages, now, max_messages=r.max_messages, policy=r.policy)
+    except QuotaExceeded:
+        return None  # perhaps only because retries were counted as new
 
 
-def extend_message(
-    conn: sa.Connection,
-    tenant: str,
-    cid: str,
-    message_id: str,
-    text: str,
-    offset: int | None,
-    max_bytes: int | None,
-    now: int,
-    scope: Scope,
-) -> Extension:
-    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
-    message = _load_message(conn, current, message_id)
-    at, suffix = plan_extend(message, text, offset, max_bytes)
+def extend(run: Run, request: Extend, now: int) -> Extension:
+    r = request
+    current = _conversation(run, r.ref, now)
+    message = _message(run, current, r.message_id)
+    at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
     if suffix:
         message = replace(message, content=message.content + suffix)
-        _save_message(conn, tenant, message, now)
+        run.execute(SAVE_MESSAGE, saved_message_values(r.ref.tenant, message, now))
         current = after_extend(current, message, now)
-        _save_activity(conn, current)
+        run.execute(SAVE_ACTIVITY, activity_values(current))
     return Extension(current, message, at, suffix)
 
 
-def finish_message(
-    conn: sa.Connection,
-    tenant: str,
-    cid: str,
-    message_id: str,
-    status: MessageStatus,
-    usage: Usage | None,
-    now: int,
-    scope: Scope,
-) -> Message:
-    current = load(conn, tenant, cid, now, scope=scope, for_update=True)
-    before = _load_message(conn, current, message_id)
-    after = finished(before, status, usage)
+def finish(run: Run, request: Finish, now: int) -> Message:
+    r = request
+    current = _conversation(run, r.ref, now)
+    before = _message(run, current, r.message_id)
+    after = finished(before, r.status, r.usage)
     if after is None:
         return before
-    _save_message(conn, tenant, after, now)
-    _save_activity(conn, after_finish(current, before, after, now))
+    run.execute(SAVE_MESSAGE, saved_message_values(r.ref.tenant, after, now))
+    run.execute(SAVE_ACTIVITY, activity_values(after_finish(current, before, after, now)))
     return after
+
+
+def _conversation(run: Run, ref: Ref, now: int) -> Conversation:
+    """The conversation, its row locked (SQLite's writer holds the write lock: the row stays as read)."""
+    row = run.first(LOCK_CONVERSATION, {"tenant": ref.tenant, "cid": ref.conversation_id})
+    return checked(row, ref.conversation_id, now, ref.scope)
+
+
+def _message(run: Run, conversation: Conversation, message_id: str) -> Message:
+    row = run.first(GET_MESSAGE, {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id})
+    return retained(row, conversation, message_id)
 
 
 def interrupt_stale_streams(
@@ -191,28 +179,19 @@ def interrupt_stale_streams(
         .order_by(m.updated_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        stale = stale.with_for_update(skip_locked=True)  # concurrent sweepers take disjoint rows
     done = []
-    for row in conn.execute(stale).all():
+    for row in conn.execute(claimed(conn, stale)).all():
         try:
-            message = finish_message(
-                conn, row.tenant_id, row.conversation_id, row.id, MessageStatus.INTERRUPTED, None, now, ANYONE
-            )
+            ref = Ref(row.tenant_id, row.conversation_id)
+            message = finish(Statements(conn), Finish(ref, row.id, MessageStatus.INTERRUPTED), now)
             done.append((load(conn, row.tenant_id, row.conversation_id, now), message))
         except NotFound:  # its conversation expired meanwhile: the sweeper removes it
             continue
     return done
 
 
-def read_messages(
-    conn: sa.Connection,
-    conversation: Conversation,
-    before: int | None,
-    after: int | None,
-    limit: int,
-    now: int,
-) -> MessagePage:
+def read(conn: sa.Connection, request: Read, now: int) -> MessagePage:
+    conversation, before, after, limit = request.conversation, request.before, request.after, request.limit
     if is_expired(conversation, now):
         return MessagePage([], has_more=False)
     params: dict[str, Any] = {

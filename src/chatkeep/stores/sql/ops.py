@@ -7,6 +7,8 @@ through `AsyncConnection.run_sync` on PostgreSQL. Each function is one transacti
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from chatkeep.domain import (
@@ -26,6 +28,7 @@ from chatkeep.models import (
     ConversationPatch,
     ConversationQuery,
     ExpiredConversation,
+    Message,
     Mode,
     Scope,
     Tenant,
@@ -35,6 +38,7 @@ from chatkeep.stores.sql.rows import (
     Columns,
     conversation_of,
     conversation_values,
+    message_of,
     tenant_of,
     tenant_values,
 )
@@ -63,11 +67,11 @@ def create_tenant(conn: sa.Connection, tenant: Tenant) -> None:
 
 def find_tenant(conn: sa.Connection, column: str, value: str) -> Tenant | None:
     row = conn.execute(sa.select(tenants).where(tenants.c[column] == value)).first()
-    return None if row is None else tenant_of(row)
+    return None if row is None else tenant_of(row._mapping)
 
 
 def list_tenants(conn: sa.Connection) -> list[Tenant]:
-    return [tenant_of(row) for row in conn.execute(sa.select(tenants).order_by(tenants.c.id))]
+    return [tenant_of(row._mapping) for row in conn.execute(sa.select(tenants).order_by(tenants.c.id))]
 
 
 def update_tenant(conn: sa.Connection, tenant: Tenant) -> None:
@@ -97,6 +101,13 @@ def checked(row: Columns | None, cid: str, now: int, scope: Scope) -> Conversati
     if is_expired(conversation, now):
         raise errors.conversation_expired(cid)
     return conversation
+
+
+def retained(row: Columns | None, conversation: Conversation, message_id: str) -> Message:
+    """The message a row holds, when the conversation still retains it; NotFound otherwise."""
+    if row is None or row["seq"] < conversation.first_seq:
+        raise errors.message_not_found(message_id)
+    return message_of(row)
 
 
 def live(now: int) -> sa.ColumnElement[bool]:
@@ -223,10 +234,8 @@ def sweep_expired(conn: sa.Connection, now: int, limit: int, keep_ms: int) -> li
         .order_by(c.expires_at)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)  # concurrent sweepers take disjoint rows
     swept = []
-    for row in conn.execute(due).all():
+    for row in conn.execute(claimed(conn, due)).all():
         key = {"tenant": row.tenant_id, "cid": row.id}
         conn.execute(sa.delete(messages).where(MESSAGES_KEY), key)
         conn.execute(sa.delete(conversation_tags).where(TAGS_KEY), key)
@@ -237,6 +246,14 @@ def sweep_expired(conn: sa.Connection, now: int, limit: int, keep_ms: int) -> li
             )
         )
     return swept
+
+
+def claimed(conn: sa.Connection, due: sa.Select[Any]) -> sa.Select[Any]:
+    """`due` as a sweeper reads it: concurrent sweepers take disjoint rows (PostgreSQL; SQLite has one
+    writer at a time)."""
+    if conn.dialect.name == "postgresql":
+        return due.with_for_update(skip_locked=True)
+    return due
 
 
 def delete_conversation(conn: sa.Connection, tenant: str, cid: str, now: int, scope: Scope) -> Conversation:

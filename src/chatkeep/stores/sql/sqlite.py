@@ -3,13 +3,12 @@
 Every write of the SQLite store runs in its writer thread (`writer.py`). Run through SQLAlchemy, these
 three spent far more of that thread's time in the execution machinery (cache keys, parameter
 processing, result setup) than in SQLite, and that Python work holds the GIL against the event loop
-serving requests. Here they run the same statements (`statements.py`, compiled here once to SQL text,
-with the conversions of their columns' types) on the driver connection under the writer's SQLAlchemy
-Connection, so in the same transaction and savepoint. The domain plans each write, as everywhere.
+serving requests. Here `Driver` runs the operations of `message_ops.py` with the same statements
+(`statements.py`, compiled here once to SQL text, with the conversions of their columns' types) on the
+driver connection under the writer's SQLAlchemy Connection, so in the same transaction and savepoint.
 
 An append that meets a message id already stored, or a limit that may only be reached because retried
-messages were counted as new, writes nothing here and is left to the general operation
-(`message_ops.append_messages`) in the same transaction.
+messages were counted as new, looks the stored ones up through SQLAlchemy, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,34 +16,15 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from chatkeep.domain import (
-    after_extend,
-    after_finish,
-    errors,
-    finished,
-    plan_append,
-    plan_extend,
-)
-from chatkeep.errors import QuotaExceeded
-from chatkeep.models import AppendOutcome, Conversation, Message, Scope
-from chatkeep.stores.base import Extension
-from chatkeep.stores.requests import Append, Extend, Finish
-from chatkeep.stores.sql import message_ops, statements
-from chatkeep.stores.sql.ops import checked
-from chatkeep.stores.sql.rows import (
-    activity_values,
-    appended_values,
-    message_of,
-    message_values,
-    saved_message_values,
-)
+from chatkeep.models import Message
+from chatkeep.stores.sql import statements
+from chatkeep.stores.sql.rows import message_values
 
 # The store's engine sets no JSON serializer of its own: this dialect converts as that engine's does.
 DIALECT = sqlite_dialect.dialect()
@@ -118,106 +98,51 @@ def _result_conversion(type_: sa.types.TypeEngine[Any]) -> Convert:
     return type_.dialect_impl(DIALECT).result_processor(DIALECT, None)
 
 
-GET_CONVERSATION = Compiled(statements.GET_CONVERSATION)
-GET_MESSAGE = Compiled(statements.GET_MESSAGE)
+# The statements `message_ops` runs through a Run, compiled once.
+COMPILED: dict[sa.Executable, Compiled] = {
+    statement: Compiled(statement)
+    for statement in (
+        statements.LOCK_CONVERSATION,
+        statements.GET_MESSAGE,
+        statements.TRIM_MESSAGES,
+        statements.UPDATE_AFTER_APPEND,
+        statements.SAVE_MESSAGE,
+        statements.SAVE_ACTIVITY,
+    )
+}
 INSERT_NEW_MESSAGE = Compiled(statements.INSERT_NEW_MESSAGE["sqlite"])
-TRIM_MESSAGES = Compiled(statements.TRIM_MESSAGES)
-UPDATE_AFTER_APPEND = Compiled(statements.UPDATE_AFTER_APPEND)
-SAVE_MESSAGE = Compiled(statements.SAVE_MESSAGE)
-SAVE_ACTIVITY = Compiled(statements.SAVE_ACTIVITY)
 
 
-# -- writes: each runs in the writer thread, on its SQLAlchemy Connection's driver connection ------------
+class Driver:
+    """A `message_ops.Run` on the sqlite3 connection under `conn` (the writer's), in its transaction."""
 
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self._db: Any = conn.connection.driver_connection
 
-def append(conn: sa.Connection, request: Append, now: int) -> AppendOutcome:
-    r = request
-    tenant, cid = r.ref.key
-    db = driver(conn)
-    current = _conversation(db, tenant, cid, now, r.ref.scope)
-    try:
-        plan = plan_append(current, {}, r.messages, now, max_messages=r.max_messages, policy=r.policy)
-    except QuotaExceeded:
-        plan = None  # perhaps only because retried messages were counted as new
-    if plan is None or not _insert_new(db, tenant, plan.inserts):
-        return message_ops.append_messages(
-            conn, tenant, cid, r.messages, now, r.max_messages, r.policy, r.ref.scope
-        )
-    if plan.trim_below is not None:
-        TRIM_MESSAGES.execute(
-            db, {"tenant": tenant, "cid": cid, "low": current.first_seq, "high": plan.trim_below}
-        )
-    if plan.inserts:
-        UPDATE_AFTER_APPEND.execute(db, appended_values(tenant, plan.conversation))
-    return AppendOutcome(plan.conversation, plan.results)
+    def first(self, statement: sa.Executable, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        return COMPILED[statement].first(self._db, params)
 
+    def execute(self, statement: sa.Executable, params: Mapping[str, Any]) -> None:
+        COMPILED[statement].execute(self._db, params)
 
-def extend(conn: sa.Connection, request: Extend, now: int) -> Extension:
-    r = request
-    tenant, cid = r.ref.key
-    db = driver(conn)
-    current = _conversation(db, tenant, cid, now, r.ref.scope)
-    message = _message(db, current, r.message_id)
-    at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
-    if suffix:
-        message = replace(message, content=message.content + suffix)
-        SAVE_MESSAGE.execute(db, saved_message_values(tenant, message, now))
-        current = after_extend(current, message, now)
-        SAVE_ACTIVITY.execute(db, activity_values(current))
-    return Extension(current, message, at, suffix)
-
-
-def finish(conn: sa.Connection, request: Finish, now: int) -> Message:
-    r = request
-    tenant, cid = r.ref.key
-    db = driver(conn)
-    current = _conversation(db, tenant, cid, now, r.ref.scope)
-    before = _message(db, current, r.message_id)
-    after = finished(before, r.status, r.usage)
-    if after is None:
-        return before
-    SAVE_MESSAGE.execute(db, saved_message_values(tenant, after, now))
-    SAVE_ACTIVITY.execute(db, activity_values(after_finish(current, before, after, now)))
-    return after
-
-
-def driver(conn: sa.Connection) -> Any:
-    """The sqlite3 connection under `conn`, in the same transaction."""
-    return conn.connection.driver_connection
-
-
-# -- steps ----------------------------------------------------------------------------------------
-
-
-def _conversation(db: Any, tenant: str, cid: str, now: int, scope: Scope) -> Conversation:
-    # The writer holds SQLite's write lock (BEGIN IMMEDIATE): the row stays as read until the commit.
-    return checked(GET_CONVERSATION.first(db, {"tenant": tenant, "cid": cid}), cid, now, scope)
-
-
-def _message(db: Any, conversation: Conversation, message_id: str) -> Message:
-    params = {"tenant": conversation.tenant, "cid": conversation.id, "mid": message_id}
-    row = GET_MESSAGE.first(db, params)
-    if row is None or row["seq"] < conversation.first_seq:
-        raise errors.message_not_found(message_id)
-    return message_of(row)
-
-
-def _insert_new(db: Any, tenant: str, inserts: Sequence[Message]) -> bool:
-    """Insert messages assuming their ids are new: True when all were, False (and nothing inserted)
-    when some id was stored before."""
-    rows = [INSERT_NEW_MESSAGE.args(message_values(tenant, message)) for message in inserts]
-    if len(rows) <= 1:
-        # One row inserts or not: nothing to undo.
-        return not rows or bool(db.execute(INSERT_NEW_MESSAGE.sql, rows[0]).rowcount == 1)
-    db.execute("SAVEPOINT chatkeep_insert")
-    inserted = 0
-    for start in range(0, len(rows), ROWS_A_STATEMENT):
-        chunk = rows[start : start + ROWS_A_STATEMENT]
-        inserted += db.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row]).rowcount
-    if inserted != len(rows):
-        db.execute("ROLLBACK TO chatkeep_insert")
-    db.execute("RELEASE chatkeep_insert")
-    return inserted == len(rows)
+    def insert_new(self, tenant: str, inserts: Sequence[Message]) -> bool:
+        db = self._db
+        rows = [INSERT_NEW_MESSAGE.args(message_values(tenant, message)) for message in inserts]
+        if len(rows) <= 1:
+            # One row inserts or not: nothing to undo.
+            return not rows or bool(db.execute(INSERT_NEW_MESSAGE.sql, rows[0]).rowcount == 1)
+        db.execute("SAVEPOINT chatkeep_insert")
+        inserted = 0
+        for start in range(0, len(rows), ROWS_A_STATEMENT):
+            chunk = rows[start : start + ROWS_A_STATEMENT]
+            inserted += db.execute(
+                _insert_rows(len(chunk)), [value for row in chunk for value in row]
+            ).rowcount
+        if inserted != len(rows):
+            db.execute("ROLLBACK TO chatkeep_insert")
+        db.execute("RELEASE chatkeep_insert")
+        return inserted == len(rows)
 
 
 # A batch goes in statements of up to this many rows (1,300 parameters; SQLite allows 32,766): one

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from chatkeep.stores.sql.postgres import PostgresWrites
 
 T = TypeVar("T")
+R = TypeVar("R")
 Operation = Callable[[sa.Connection], T]
 
 SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
@@ -254,49 +255,32 @@ class SqlStore(Store, TenantStore):
     # -- messages ---------------------------------------------------------------------------------
 
     async def append(self, request: Append) -> AppendOutcome:
-        r = request
-        if self._writes is not None:
-            done = await self._writes.append(r, self._clock())
-            if done is not None:
-                return done
-        if self.dialect == "sqlite":
-            return await self._run(lambda conn: sqlite.append(conn, r, self._clock()), write=True)
-        return await self._run(
-            lambda conn: message_ops.append_messages(
-                conn, *r.ref.key, r.messages, self._clock(), r.max_messages, r.policy, r.ref.scope
-            ),
-            write=True,
-        )
+        quick = self._writes.append if self._writes is not None else None
+        return await self._write_message(request, quick, message_ops.append)
 
     async def extend(self, request: Extend) -> Extension:
-        r = request
-        if self._writes is not None:
-            extended = await self._writes.extend(r, self._clock())
-            if extended is not None:
-                return extended
-        if self.dialect == "sqlite":
-            return await self._run(lambda conn: sqlite.extend(conn, r, self._clock()), write=True)
-        return await self._run(
-            lambda conn: message_ops.extend_message(
-                conn, *r.ref.key, r.message_id, r.text, r.offset, r.max_bytes, self._clock(), r.ref.scope
-            ),
-            write=True,
-        )
+        quick = self._writes.extend if self._writes is not None else None
+        return await self._write_message(request, quick, message_ops.extend)
 
     async def finish(self, request: Finish) -> Message:
-        r = request
-        if self._writes is not None:
-            finished = await self._writes.finish(r, self._clock())
-            if finished is not None:
-                return finished
-        if self.dialect == "sqlite":
-            return await self._run(lambda conn: sqlite.finish(conn, r, self._clock()), write=True)
-        return await self._run(
-            lambda conn: message_ops.finish_message(
-                conn, *r.ref.key, r.message_id, r.status, r.usage, self._clock(), r.ref.scope
-            ),
-            write=True,
-        )
+        quick = self._writes.finish if self._writes is not None else None
+        return await self._write_message(request, quick, message_ops.finish)
+
+    async def _write_message(
+        self,
+        request: R,
+        quick: Callable[[R, int], Awaitable[T | None]] | None,
+        operation: Callable[[message_ops.Run, R, int], T],
+    ) -> T:
+        """An append, a delta or a finish: on PostgreSQL the quick way first (`postgres.py`), which
+        returns None where it does not apply; then the operation in a transaction, on SQLite on the
+        writer's driver connection (`sqlite.py`)."""
+        if quick is not None:
+            done = await quick(request, self._clock())
+            if done is not None:
+                return done
+        run = sqlite.Driver if self.dialect == "sqlite" else message_ops.Statements
+        return await self._run(lambda conn: operation(run(conn), request, self._clock()), write=True)
 
     async def interrupt_stale_streams(
         self, *, idle_ms: int, limit: int = 500
@@ -306,10 +290,8 @@ class SqlStore(Store, TenantStore):
         )
 
     async def read(self, request: Read) -> MessagePage:
-        r, now = request, self._clock()
-        return await self._run(
-            lambda conn: message_ops.read_messages(conn, r.conversation, r.before, r.after, r.limit, now)
-        )
+        now = self._clock()
+        return await self._run(lambda conn: message_ops.read(conn, request, now))
 
     async def search(self, query: SearchQuery) -> SearchPage:
         return await self._run(lambda conn: full_text_search(conn, query, self._clock()))

@@ -1,8 +1,4 @@
-"""Tenants, conversations, tags and messages.
-
-Revision ID: 0001
-Revises:
-"""
+"""Tenants, conversations, tags and messages."""
 
 from __future__ import annotations
 
@@ -12,8 +8,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 JSON = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 ID = sa.String(128)

@@ -1,8 +1,4 @@
-"""A tenant's previous token secret, still accepted for an overlap window after a rotation.
-
-Revision ID: 0004
-Revises: 0003
-"""
+"""A tenant's previous token secret, still accepted for an overlap window after a rotation."""
 
 from __future__ import annotations
 
@@ -11,8 +7,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -13,9 +13,6 @@ Stored, so that a query whose words are frequent (where the planner reads the ta
 the index) reads vectors instead of computing them. Adding the columns rewrites both tables. An
 index on (tenant, created_at DESC, conversation, seq) lets such a query walk the newest messages
 and stop at the candidate cap instead of sorting every match.
-
-Revision ID: 0005
-Revises: 0004
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 # (fts table, content table, column)
 SQLITE_INDEXES = (("messages_fts", "messages", "content"), ("conversations_fts", "conversations", "title"))

@@ -7,9 +7,6 @@ Here the vector is NULL while the message streams and is computed once, when it 
 finds streaming replies through the partial index of streaming messages and computes their
 vectors as it reads them (`stores/sql/search.py`), so what a search finds does not change.
 Replacing the column rewrites the messages table once. SQLite's FTS5 triggers stay as they are.
-
-Revision ID: 0006
-Revises: 0005
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 # The expression of migration 0005 and of stores/sql/search.py, which must stay exactly this.
 VECTOR = r"to_tsvector('simple'::regconfig, regexp_replace(left(content, 65536), '(\W|_)+', ' ', 'g'))"
