@@ -13,7 +13,7 @@ from chatkeep.api.deps import PrincipalDep, ServicesDep
 from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.problems import etag
 from chatkeep.api.route import StrictRoute
-from chatkeep.api.routes.common import answer, problems
+from chatkeep.api.routes.common import answer, creates, problems
 from chatkeep.api.schemas import (
     TAG_PATTERN,
     TEXT_SCHEMA,
@@ -38,15 +38,7 @@ ConversationId = Annotated[
 ]
 
 
-@router.post(
-    "",
-    response_model=Conversation,
-    status_code=201,
-    responses={
-        200: {"model": Conversation, "description": "Already existed (a retried create)"},
-        **problems(403, 409),
-    },
-)
+@router.post("", **creates(Conversation, "Already existed (a retried create)", 403, 409))
 async def create_conversation(
     body: ConversationCreate, principal: PrincipalDep, services: ServicesDep
 ) -> JSONResponse:
