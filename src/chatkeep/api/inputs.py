@@ -1,23 +1,23 @@
-"""Request bodies (api/schemas.py) as the service's inputs; shared by the REST routes and the socket."""
+"""Request bodies (api/schemas.py) as the service's inputs; shared by the REST routes and the socket.
+
+A body has the fields of the input it becomes, under the same names: the input takes them all, those
+whose types differ converted."""
 
 from __future__ import annotations
 
-from chatkeep.api.schemas import MessageCreate, UsageIn
+from chatkeep.api.schemas import ConversationCreate, MessageCreate, UsageIn
 from chatkeep.models import MessageStatus, Usage
-from chatkeep.service import MessageInput
+from chatkeep.service import MessageInput, NewConversation
 
 
 def usage_of(usage: UsageIn | None) -> Usage | None:
     return Usage(usage.input_tokens, usage.output_tokens) if usage is not None else None
 
 
+def conversation_input(body: ConversationCreate) -> NewConversation:
+    return NewConversation(**dict(body, tags=tuple(body.tags)))
+
+
 def message_input(body: MessageCreate) -> MessageInput:
-    return MessageInput(
-        role=body.role,
-        content=body.content,
-        id=body.id,
-        parts=body.parts,
-        metadata=body.metadata,
-        usage=usage_of(body.usage) or Usage(),
-        status=MessageStatus(body.status),
-    )
+    usage = usage_of(body.usage) or Usage()
+    return MessageInput(**dict(body, usage=usage, status=MessageStatus(body.status)))

@@ -9,11 +9,35 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chatkeep.service.health import StoreHealth
 
+# The series of a store's outage journal, by the `Outage` field each reports: what the journal holds
+# now (gauges), and what its replay did in total (counters).
+OUTAGE_GAUGES = {
+    "bytes_held": (
+        "chatkeep_outage_journal_bytes",
+        "Bytes of writes held in the outage journal (its budget: CHATKEEP_OUTAGE_JOURNAL_MAX_BYTES)",
+    ),
+    "pending_conversations": (
+        "chatkeep_outage_pending_conversations",
+        "Conversations with writes waiting to be replayed",
+    ),
+}
+OUTAGE_COUNTERS = {
+    "replayed": ("chatkeep_outage_replayed_writes", "Journaled writes replayed into the store"),
+    "failures": (
+        "chatkeep_outage_replay_failures",
+        "Journaled writes the store refused on replay (logged; acknowledged but not stored)",
+    ),
+    "seq_changes": (
+        "chatkeep_outage_seq_changes",
+        "Messages stored at another seq than their (provisional) acknowledgement said",
+    ),
+}
+
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    # Totals a store counts itself, as last added to the counters: (counter name, store) -> total
+    # Totals a store counts itself, as last added to the counters: (`Outage` field, store) -> total
     counted: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -47,36 +71,12 @@ class Metrics:
             ["store"],
             registry=r,
         )
-        self.outage_bytes = Gauge(
-            "chatkeep_outage_journal_bytes",
-            "Bytes of writes held in the outage journal (its budget: CHATKEEP_OUTAGE_JOURNAL_MAX_BYTES)",
-            ["store"],
-            registry=r,
-        )
-        self.outage_conversations = Gauge(
-            "chatkeep_outage_pending_conversations",
-            "Conversations with writes waiting to be replayed",
-            ["store"],
-            registry=r,
-        )
-        self.outage_replayed = Counter(
-            "chatkeep_outage_replayed_writes",
-            "Journaled writes replayed into the store",
-            ["store"],
-            registry=r,
-        )
-        self.outage_failures = Counter(
-            "chatkeep_outage_replay_failures",
-            "Journaled writes the store refused on replay (logged; acknowledged but not stored)",
-            ["store"],
-            registry=r,
-        )
-        self.outage_seq_changes = Counter(
-            "chatkeep_outage_seq_changes",
-            "Messages stored at another seq than their (provisional) acknowledgement said",
-            ["store"],
-            registry=r,
-        )
+        self.outage_gauges = {
+            what: Gauge(name, doc, ["store"], registry=r) for what, (name, doc) in OUTAGE_GAUGES.items()
+        }
+        self.outage_counters = {
+            what: Counter(name, doc, ["store"], registry=r) for what, (name, doc) in OUTAGE_COUNTERS.items()
+        }
         self.memory_held = Gauge(
             "chatkeep_memory_bytes_held",
             "Bytes held in this process for `none` and in-memory `ephemeral` conversations",
@@ -110,13 +110,9 @@ class Metrics:
         outage = health.outage
         if outage is None:
             return
-        self.outage_bytes.labels(name).set(outage.bytes_held)
-        self.outage_conversations.labels(name).set(outage.pending_conversations)
-        for what, counter, total in (
-            ("replayed", self.outage_replayed, outage.replayed),
-            ("failures", self.outage_failures, outage.failures),
-            ("seq_changes", self.outage_seq_changes, outage.seq_changes),
-        ):
-            key = (what, name)
-            counter.labels(name).inc(max(0, total - self.counted.get(key, 0)))
-            self.counted[key] = total
+        for what, gauge in self.outage_gauges.items():
+            gauge.labels(name).set(getattr(outage, what))
+        for what, counter in self.outage_counters.items():
+            total = getattr(outage, what)
+            counter.labels(name).inc(max(0, total - self.counted.get((what, name), 0)))
+            self.counted[what, name] = total

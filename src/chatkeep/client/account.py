@@ -8,7 +8,7 @@ from typing import Any, Literal, TypedDict
 import httpx
 
 from chatkeep.client.calls import UNSET, Call, given
-from chatkeep.client.types import CleanupResult, PersistenceSettings
+from chatkeep.client.types import CleanupResult, PersistenceSettings, parse
 from chatkeep.models import Mode
 
 
@@ -48,16 +48,11 @@ def cleanup_sessions(
     if modes is not None:
         body["modes"] = [str(m) for m in modes]
 
-    def read(r: httpx.Response) -> CleanupResult:
-        d = r.json()
-        return CleanupResult(list(d["deleted"]), d["count"])
-
-    return Call("POST", "/v1/sessions/cleanup", read, json=body)
+    return Call("POST", "/v1/sessions/cleanup", lambda r: parse(CleanupResult, r.json()), json=body)
 
 
 def _settings(r: httpx.Response) -> PersistenceSettings:
-    d = r.json()
-    return PersistenceSettings(Mode(d["default_mode"]), d["ephemeral_ttl_seconds"], d["pinned_never_expire"])
+    return parse(PersistenceSettings, r.json())
 
 
 def get_persistence_settings() -> Call[PersistenceSettings]:

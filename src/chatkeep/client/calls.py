@@ -23,7 +23,7 @@ from chatkeep.client.types import (
     Message,
     MessagePage,
     NewMessage,
-    parse_heartbeat,
+    parse,
 )
 from chatkeep.models import Mode, Role, Usage
 
@@ -212,7 +212,7 @@ def delete_conversation(conversation_id: str) -> Call[None]:
 
 def heartbeat(conversation_id: str) -> Call[Heartbeat]:
     """Slide the conversation's expiry from now (a page still open)."""
-    return Call("POST", f"{_c(conversation_id)}/heartbeat", lambda r: parse_heartbeat(r.json()))
+    return Call("POST", f"{_c(conversation_id)}/heartbeat", lambda r: parse(Heartbeat, r.json()))
 
 
 def append(
@@ -269,13 +269,9 @@ def append_delta(conversation_id: str, message_id: str, text: str, offset: int |
     if offset is not None:
         body["offset"] = offset
 
-    def read(r: httpx.Response) -> Delta:
-        d = r.json()
-        return Delta(d["message_id"], d["seq"], d["offset"], d["appended"], d["length"])
-
     # Without an offset a second send would add the text twice.
     path = f"{_c(conversation_id)}/messages/{quote(message_id, safe='')}/deltas"
-    return Call("POST", path, read, json=body, idempotent=offset is not None)
+    return Call("POST", path, lambda r: parse(Delta, r.json()), json=body, idempotent=offset is not None)
 
 
 def finish_stream(

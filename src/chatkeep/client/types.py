@@ -6,11 +6,17 @@ as the API sends them (ISO 8601), rather than the epoch milliseconds the server 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from chatkeep.models import MessageStatus, Mode, Role, Usage
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "AppendResult",
@@ -32,6 +38,8 @@ __all__ = [
     "Usage",
 ]
 
+D = TypeVar("D", bound="DataclassInstance")
+
 
 def _when(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -44,6 +52,34 @@ def _time(value: str | None) -> datetime | None:
 def _usage(data: dict[str, Any] | None) -> Usage:
     data = data or {}
     return Usage(int(data.get("input_tokens", 0)), int(data.get("output_tokens", 0)))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# How a JSON value becomes a field of the type on the left; other fields take the value as it is.
+_READERS: dict[Any, Callable[[Any], Any]] = {
+    datetime: _when,
+    datetime | None: _time,
+    tuple[str, ...]: tuple,
+    Usage: _usage,
+    Mode: Mode,
+    Role: Role,
+    MessageStatus: MessageStatus,
+}
+
+
+@functools.cache
+def _readers(cls: type[DataclassInstance]) -> dict[str, Callable[[Any], Any]]:
+    hints = get_type_hints(cls)
+    return {f.name: _READERS.get(hints[f.name], _same) for f in dataclasses.fields(cls)}
+
+
+def parse(cls: type[D], d: dict[str, Any]) -> D:
+    """The dataclass `cls` of this module from the API's JSON object of it: each field from the key
+    of its name, read as the field's type says; a field whose key is missing keeps its default."""
+    return cls(**{name: read(d[name]) for name, read in _readers(cls).items() if name in d})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,25 +104,7 @@ class Conversation:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Conversation:
-        return cls(
-            id=d["id"],
-            workspace=d["workspace"],
-            user=d["user"],
-            title=d["title"],
-            mode=Mode(d["mode"]),
-            created_at=_when(d["created_at"]),
-            last_activity_at=_when(d["last_activity_at"]),
-            expires_at=_time(d.get("expires_at")),
-            starred=d["starred"],
-            pinned=d["pinned"],
-            archived=d["archived"],
-            tags=tuple(d["tags"]),
-            message_count=d["message_count"],
-            last_seq=d["last_seq"],
-            last_message_preview=d["last_message_preview"],
-            usage=_usage(d.get("usage")),
-            version=d["version"],
-        )
+        return parse(cls, d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +124,7 @@ class Message:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Message:
-        return cls(
-            id=d["id"],
-            conversation_id=d["conversation_id"],
-            seq=d["seq"],
-            role=Role(d["role"]),
-            content=d["content"],
-            parts=d.get("parts"),
-            metadata=d.get("metadata"),
-            usage=_usage(d.get("usage")),
-            status=MessageStatus(d["status"]),
-            created_at=_when(d["created_at"]),
-            provisional=bool(d.get("provisional", False)),
-        )
+        return parse(cls, d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +240,3 @@ class Event:
     @property
     def text(self) -> str:
         return str(self.data.get("text", ""))
-
-
-def parse_heartbeat(d: dict[str, Any]) -> Heartbeat:
-    return Heartbeat(
-        id=d["id"], last_activity_at=_when(d["last_activity_at"]), expires_at=_time(d.get("expires_at"))
-    )

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from chatkeep.api.schemas import Problem
 
@@ -30,6 +31,16 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give (the always-possible ones added)."""
     wanted = {400, 401, 422, 429, 503, 507, *statuses}
     return {s: {"model": Problem, "description": PROBLEM_STATUSES[s]} for s in sorted(wanted)}
+
+
+def creates(model: type[BaseModel], existed: str, *statuses: int) -> dict[str, Any]:
+    """The route options of a write that answers `model` with 201 when it stores something, and with
+    200 when everything was already stored (`existed` says when: a retry, which changes nothing)."""
+    return {
+        "response_model": model,
+        "status_code": 201,
+        "responses": {200: {"model": model, "description": existed}, **problems(*statuses)},
+    }
 
 
 class FastJSONResponse(JSONResponse):

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from chatkeep import codec
 from chatkeep.api import paging
 from chatkeep.api.deps import PrincipalDep, ServicesDep
+from chatkeep.api.inputs import conversation_input
 from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.problems import etag
 from chatkeep.api.route import StrictRoute
-from chatkeep.api.routes.common import answer, problems
+from chatkeep.api.routes.common import answer, creates, problems
 from chatkeep.api.schemas import (
     TAG_PATTERN,
     TEXT_SCHEMA,
@@ -26,7 +27,7 @@ from chatkeep.api.schemas import (
 )
 from chatkeep.errors import InvalidInput
 from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN, ConversationPatch
-from chatkeep.service import ListFilters, NewConversation
+from chatkeep.service import ListFilters
 from chatkeep.service.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, encode_cursor
 from chatkeep.service.validation import MAX_TAG_CHARS
 
@@ -38,34 +39,13 @@ ConversationId = Annotated[
 ]
 
 
-@router.post(
-    "",
-    response_model=Conversation,
-    status_code=201,
-    responses={
-        200: {"model": Conversation, "description": "Already existed (a retried create)"},
-        **problems(403, 409),
-    },
-)
+@router.post("", **creates(Conversation, "Already existed (a retried create)", 403, 409))
 async def create_conversation(
     body: ConversationCreate, principal: PrincipalDep, services: ServicesDep
 ) -> JSONResponse:
     """Create a conversation. 201 when new; 200 with the existing one when the caller retries an id it
     already created in the same workspace."""
-    conversation, created = await services.chat.create_conversation(
-        principal,
-        NewConversation(
-            workspace=body.workspace,
-            id=body.id,
-            title=body.title,
-            mode=body.mode,
-            user=body.user,
-            tags=tuple(body.tags),
-            starred=body.starred,
-            pinned=body.pinned,
-            archived=body.archived,
-        ),
-    )
+    conversation, created = await services.chat.create_conversation(principal, conversation_input(body))
     headers = {"ETag": etag(conversation.version), "Location": f"/v1/conversations/{conversation.id}"}
     return answer(codec.conversation_json(conversation), 201 if created else 200, headers)
 

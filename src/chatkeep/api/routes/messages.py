@@ -12,7 +12,7 @@ from chatkeep.api.deps import Caller, CallerDep, PrincipalDep, ServicesDep
 from chatkeep.api.inputs import message_input, usage_of
 from chatkeep.api.paging import check_page_size, page_size
 from chatkeep.api.route import StrictRoute
-from chatkeep.api.routes.common import answer, problems
+from chatkeep.api.routes.common import answer, creates, problems
 from chatkeep.api.routes.conversations import ConversationId
 from chatkeep.api.schemas import (
     MAX_SEQ,
@@ -42,12 +42,7 @@ async def _append(caller: Caller, conversation_id: str, bodies: list[MessageCrea
 
 @router.post(
     "/messages",
-    response_model=AppendedMessage,
-    status_code=201,
-    responses={
-        200: {"model": AppendedMessage, "description": "This id was already stored: the stored message"},
-        **problems(404, 409, 413),
-    },
+    **creates(AppendedMessage, "This id was already stored: the stored message", 404, 409, 413),
 )
 async def append_message(
     conversation_id: ConversationId,
@@ -64,20 +59,11 @@ async def append_message(
     return answer(reply, 201 if result.created else 200)
 
 
-BATCH_RESPONSES = {
-    200: {"model": BatchResult, "description": "Every id was already stored"},
-    **problems(404, 409, 413),
-}
+BATCH = creates(BatchResult, "Every id was already stored", 404, 409, 413)
 
 
-@router.post("/messages:batch", response_model=BatchResult, status_code=201, responses=BATCH_RESPONSES)
-@router.post(
-    "/messages/batch",
-    response_model=BatchResult,
-    status_code=201,
-    responses=BATCH_RESPONSES,
-    include_in_schema=False,
-)
+@router.post("/messages:batch", **BATCH)
+@router.post("/messages/batch", **BATCH, include_in_schema=False)
 async def append_batch(
     conversation_id: ConversationId,
     body: MessageBatchCreate,
