@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any
 
 
 async def stop(task: asyncio.Task[object] | asyncio.Task[None] | None, *, patience: float = 1.0) -> None:
@@ -47,3 +49,16 @@ class Background(ABC):
     async def stop(self) -> None:
         await stop(self._task)
         self._task = None
+
+
+def fail_waiting(answers: Iterable[asyncio.Future[Any]], error: BaseException) -> None:
+    """Pass what stopped a task working for others (one sending their writes together) to those
+    still waiting for an answer: an error as their error; a cancellation (the loop is closing) by
+    cancelling them. The task re-raises a cancellation itself."""
+    for answer in answers:
+        if answer.done():  # answered, or its caller stopped waiting
+            continue
+        if isinstance(error, Exception):
+            answer.set_exception(error)
+        else:
+            answer.cancel()

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.commands.core import AsyncScript
 
+from chatkeep.tasks import fail_waiting
+
 
 async def run_script(client: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
     """One script call, sent alone."""
@@ -65,13 +67,7 @@ class ScriptBatches:
             else:
                 await self._send_together(calls)
         except BaseException as exc:
-            for call in calls:
-                if call.answer.done():  # answered, or its caller stopped waiting
-                    continue
-                if isinstance(exc, Exception):
-                    call.answer.set_exception(exc)
-                else:  # cancelled (the loop is closing): so are the calls
-                    call.answer.cancel()
+            fail_waiting((call.answer for call in calls), exc)
             if not isinstance(exc, Exception):
                 raise
 

@@ -28,6 +28,7 @@ import asyncpg
 
 from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.connections import Compiled
+from chatkeep.tasks import fail_waiting
 
 APPEND_ONE = Compiled(statements.APPEND_ONE_IF_UNCHANGED)
 APPEND_GROUP = Compiled(statements.APPEND_GROUP_IF_UNCHANGED)
@@ -135,13 +136,7 @@ class AppendGroups:
                     raise
                 answers = [ALONE] * len(group)
         except BaseException as exc:
-            for pending in group:
-                if pending.answer.done():  # its caller stopped waiting
-                    continue
-                if isinstance(exc, Exception):
-                    pending.answer.set_exception(exc)
-                else:  # cancelled (the loop is closing): so are the appends
-                    pending.answer.cancel()
+            fail_waiting((pending.answer for pending in group), exc)
             if not isinstance(exc, Exception):
                 raise
             return

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import sqlalchemy as sa
@@ -48,7 +48,7 @@ from chatkeep.models import (
 )
 from chatkeep.stores.base import Extension
 from chatkeep.stores.locks import KeyedLocks
-from chatkeep.stores.requests import Append, Extend, Finish
+from chatkeep.stores.requests import Append, Extend, Finish, Ref
 from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.append_groups import AppendGroups
 from chatkeep.stores.sql.connections import Compiled, Connections
@@ -75,6 +75,11 @@ READ_CONVERSATION = Compiled(statements.READ_CONVERSATION)
 READ_CONVERSATION_AND_MESSAGE = Compiled(statements.READ_CONVERSATION_AND_MESSAGE)
 SAVE_MESSAGE_IF_UNCHANGED = Compiled(statements.SAVE_MESSAGE_IF_UNCHANGED)
 
+
+T = TypeVar("T")
+# A change to a message and its conversation: the answer, and the conversation and message to save
+# (no conversation: nothing changes).
+Rewrite = Callable[[Conversation, Message], tuple[T, Conversation | None, Message]]
 
 # Conversations whose row this process remembers (about 1 KB each).
 REMEMBERED = 4_096
@@ -195,37 +200,41 @@ class PostgresWrites:
 
     async def extend(self, request: Extend, now: int) -> Extension | None:
         r = request
-        (tenant, cid), scope = r.ref.key, r.ref.scope
-        with suppress(GiveWay):
-            async with self._turns.hold((tenant, cid)), self._connection() as conn:
-                current, message, version = await self._read_message(
-                    conn, tenant, cid, r.message_id, now, scope
-                )
-                at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
-                if not suffix:
-                    return Extension(current, message, at, suffix)
-                message = replace(message, content=message.content + suffix)
-                current = after_extend(current, message, now)
-                if not await self._save(conn, tenant, current, message, version, now):
-                    return None
-                return Extension(current, message, at, suffix)
-        return None
+
+        def plan(current: Conversation, message: Message) -> tuple[Extension, Conversation | None, Message]:
+            at, suffix = plan_extend(message, r.text, r.offset, r.max_bytes)
+            if not suffix:
+                return Extension(current, message, at, suffix), None, message
+            grown = replace(message, content=message.content + suffix)
+            after = after_extend(current, grown, now)
+            return Extension(after, grown, at, suffix), after, grown
+
+        return await self._rewrite(r.ref, r.message_id, now, plan)
 
     async def finish(self, request: Finish, now: int) -> Message | None:
         r = request
-        (tenant, cid), scope = r.ref.key, r.ref.scope
+
+        def plan(current: Conversation, before: Message) -> tuple[Message, Conversation | None, Message]:
+            after = finished(before, r.status, r.usage)
+            if after is None:
+                return before, None, before
+            return after, after_finish(current, before, after, now), after
+
+        return await self._rewrite(r.ref, r.message_id, now, plan)
+
+    async def _rewrite(self, ref: Ref, message_id: str, now: int, plan: Rewrite[T]) -> T | None:
+        """Read a message and its conversation, plan the change on them, and save the message and
+        the conversation the plan changed if the row is still as it was read. The plan's answer,
+        or None for the general operation."""
+        (tenant, cid), scope = ref.key, ref.scope
         with suppress(GiveWay):
             async with self._turns.hold((tenant, cid)), self._connection() as conn:
-                current, before, version = await self._read_message(
-                    conn, tenant, cid, r.message_id, now, scope
+                current, message, version = await self._read_message(
+                    conn, tenant, cid, message_id, now, scope
                 )
-                after = finished(before, r.status, r.usage)
-                if after is None:
-                    return before
-                conversation = after_finish(current, before, after, now)
-                if not await self._save(conn, tenant, conversation, after, version, now):
-                    return None
-                return after
+                answer, conversation, saved = plan(current, message)
+                if conversation is None or await self._save(conn, tenant, conversation, saved, version, now):
+                    return answer
         return None
 
     # -- steps ------------------------------------------------------------------------------------

@@ -110,16 +110,21 @@ def _new_type(name: str) -> sa.types.TypeEngine[Any]:
 _ONE = sa.select(
     *(sa.bindparam(f"new_{name}", type_=_new_type(name)).label(name) for name in MESSAGE_FIELDS)
 ).subquery("one")
-# The one statement that writes an append alone: one message to one conversation, whose new counters
-# are written only if its row is as it was read. Returns the seq written and the row's version after
-# this write: the xmin of the row it updated, which is this statement's transaction.
-_COUNTED = (
-    sa.update(conversations)
-    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
-    .values(**_AFTER_APPEND)
-    .returning(c.tenant_id, c.id)
-    .cte("counted")
-)
+
+
+def _if_unchanged(values: dict[str, sa.BindParameter[Any]], name: str) -> sa.CTE:
+    """The conversation row updated with `values` only if it is the version it was read at."""
+    return (
+        sa.update(conversations)
+        .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
+        .values(**values)
+        .returning(c.tenant_id, c.id)
+        .cte(name)
+    )
+
+
+# An append alone, of one message to one conversation, updates its row with its new counters.
+_COUNTED = _if_unchanged(_AFTER_APPEND, "counted")
 
 
 class _Xid(sa.types.UserDefinedType[int]):
@@ -191,13 +196,7 @@ def _append_counted(counted: sa.CTE, new: sa.FromClause, on: sa.ColumnElement[bo
 
 APPEND_ONE_IF_UNCHANGED = _append_counted(_COUNTED, _ONE, sa.true())
 APPEND_GROUP_IF_UNCHANGED = _append_counted(_GROUP_COUNTED, _GROUP_NEW, _GROUP_NEW.c.n == _GROUP_COUNTED.c.n)
-_ACTIVE = (
-    sa.update(conversations)
-    .where(CONVERSATION_KEY, ROW_VERSION == sa.bindparam("row_version"))
-    .values(**_ACTIVITY)
-    .returning(c.tenant_id, c.id)
-    .cte("active")
-)
+_ACTIVE = _if_unchanged(_ACTIVITY, "active")
 # A streaming message and its conversation's activity, written only if the row is as it was read.
 SAVE_MESSAGE_IF_UNCHANGED = (
     sa.update(messages)
