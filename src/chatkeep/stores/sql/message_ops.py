@@ -105,7 +105,7 @@ def append(run: Run, request: Append, now: int) -> AppendOutcome:
     r = request
     tenant, cid = r.ref.key
     current = _conversation(run, r.ref, now)
-    plan = _plan_as_new(current, r, now)
+    plan = plan_as_new(current, r, now)
     if plan is None or not run.insert_new(tenant, plan.inserts):
         # Some ids were stored before (retries): look them up and plan again. The lookup is the
         # only query here whose cost depends on the planner, and it runs only for retries.
@@ -124,7 +124,7 @@ def append(run: Run, request: Append, now: int) -> AppendOutcome:
     return AppendOutcome(plan.conversation, plan.results)
 
 
-def _plan_as_new(current: Conversation, request: Append, now: int) -> AppendPlan | None:
+def plan_as_new(current: Conversation, request: Append, now: int) -> AppendPlan | None:
     """The plan if every id is new, which is the common case and needs no lookup; None when the
     assumption broke a limit."""
     r = request

@@ -33,13 +33,11 @@ import sqlalchemy as sa
 from chatkeep.domain import (
     after_extend,
     after_finish,
-    errors,
     finished,
     is_expired,
-    plan_append,
     plan_extend,
 )
-from chatkeep.errors import ChatkeepError, QuotaExceeded, StoreUnavailable
+from chatkeep.errors import ChatkeepError, StoreUnavailable
 from chatkeep.models import (
     AppendOutcome,
     Conversation,
@@ -53,8 +51,9 @@ from chatkeep.stores.sql import statements
 from chatkeep.stores.sql.append_groups import AppendGroups
 from chatkeep.stores.sql.connections import Compiled, Connections
 from chatkeep.stores.sql.engine import postgres_connections
-from chatkeep.stores.sql.ops import checked
-from chatkeep.stores.sql.rows import activity_values, appended_values, message_of, saved_message_values
+from chatkeep.stores.sql.message_ops import plan_as_new
+from chatkeep.stores.sql.ops import checked, retained
+from chatkeep.stores.sql.rows import activity_values, appended_values, saved_message_values
 from chatkeep.stores.url import StoreURL
 
 # A connection lost, refused or shut down: the database is unavailable. Other PostgreSQL errors
@@ -154,11 +153,8 @@ class PostgresWrites:
         """Plan the append on `current`, the conversation as it stands at row version `version`,
         and write it if the row is still that version."""
         r = request
-        try:
-            plan = plan_append(current, {}, r.messages, now, max_messages=r.max_messages, policy=r.policy)
-        except QuotaExceeded:
-            return None  # perhaps only because retried messages were counted as new
-        if plan.trim_below is not None:
+        plan = plan_as_new(current, r, now)
+        if plan is None or plan.trim_below is not None:
             return None
         if not plan.inserts:
             return AppendOutcome(plan.conversation, plan.results)
@@ -245,15 +241,13 @@ class PostgresWrites:
         params = {"tenant": tenant, "cid": cid, "mid": message_id}
         row = await self._read(conn, READ_CONVERSATION_AND_MESSAGE, params)
         current = checked(row, cid, now, scope)
-        if row["message_seq"] is None or row["message_seq"] < current.first_seq:
-            raise errors.message_not_found(message_id)
-        message = message_of(
-            {
+        held = None
+        if row["message_seq"] is not None:
+            held = {
                 "conversation_id": cid,
                 **{name: row[f"message_{name}"] for name in statements.MESSAGE_FIELDS},
             }
-        )
-        return current, message, row["row_version"]
+        return current, retained(held, current, message_id), row["row_version"]
 
     async def _save(
         self, conn: Any, tenant: str, conversation: Conversation, message: Message, version: int, now: int
