@@ -240,23 +240,39 @@ async def test_a_row_that_moved_while_its_append_waited_is_read_again(tmp_path: 
             )
 
 
+class HeldGroup:
+    """Appends of `-1` messages to conversations that hold a `-0`, queued behind both senders, then
+    sent as one group, which waits for conversation b's row, held locked."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.row_b = RowLocks(store)
+        self.appends: dict[str, asyncio.Task[AppendOutcome]] = {}
+
+    async def queue(self, cids: list[str]) -> None:
+        for cid in ["a1", "a2", *cids]:
+            await self.store.create_conversation(_conversation(cid))
+            await self.store.append_messages(T, cid, _say(f"{cid}-0"))
+        self._senders, self._busy = await _senders_busy(self.store, ["a1", "a2"])
+        await self.row_b.hold("b")
+        for cid in cids:
+            self.appends[cid] = asyncio.create_task(self.store.append_messages(T, cid, _say(f"{cid}-1")))
+        await _queued(self.store, len(cids))
+
+    async def send(self) -> None:
+        await self._senders.release()
+        await asyncio.gather(*self._busy)
+        await _until(_count_blocked(self.row_b, 1), "the group waits for b's row")
+
+
 async def test_callers_that_give_up_before_or_while_their_group_is_written(store: SqlStore) -> None:
-    for cid in ("a1", "a2", "b", "c", "d"):
-        await store.create_conversation(_conversation(cid))
-        await store.append_messages(T, cid, _say(f"{cid}-0"))
-    locks, busy = await _senders_busy(store, ["a1", "a2"])
-    row_b = RowLocks(store)
-    await row_b.hold("b")
-    b = asyncio.create_task(store.append_messages(T, "b", _say("b-1")))
-    c = asyncio.create_task(store.append_messages(T, "c", _say("c-1")))
-    d = asyncio.create_task(store.append_messages(T, "d", _say("d-1")))
-    await _queued(store, 3)
+    group = HeldGroup(store)
+    await group.queue(["b", "c", "d"])
+    b, c, d = group.appends.values()
     d.cancel()  # gives up while waiting: never written
-    await locks.release()
-    await asyncio.gather(*busy)
-    await _until(_count_blocked(row_b, 1), "the group waits for b's row")
+    await group.send()
     c.cancel()  # gives up while its group is in flight: written all the same
-    await row_b.release()
+    await group.row_b.release()
     assert [r.message.seq for r in (await b).results] == [2]
     with pytest.raises(asyncio.CancelledError):
         await c
@@ -277,26 +293,18 @@ async def test_callers_that_give_up_before_or_while_their_group_is_written(store
 async def test_a_connection_lost_while_a_group_is_in_flight_loses_and_doubles_nothing(
     store: SqlStore,
 ) -> None:
-    for cid in ("a1", "a2", "b", "c"):
-        await store.create_conversation(_conversation(cid))
-        await store.append_messages(T, cid, _say(f"{cid}-0"))
-    locks, busy = await _senders_busy(store, ["a1", "a2"])
-    row_b = RowLocks(store)
-    await row_b.hold("b")
-    b = asyncio.create_task(store.append_messages(T, "b", _say("b-1")))
-    c = asyncio.create_task(store.append_messages(T, "c", _say("c-1")))
-    await _queued(store, 2)
-    await locks.release()
-    await asyncio.gather(*busy)
-    await _until(_count_blocked(row_b, 1), "the group waits for b's row")
-    (group_pid,) = await row_b.blocked()
+    group = HeldGroup(store)
+    await group.queue(["b", "c"])
+    b, c = group.appends.values()
+    await group.send()
+    (group_pid,) = await group.row_b.blocked()
     killer = await asyncpg.connect(services.require_postgres())
     await killer.execute("SELECT pg_terminate_backend($1)", group_pid)
     await killer.close()
     # Both give way to the general operation: c is written at once, b once its row is free.
     assert [r.message.seq for r in (await c).results] == [2]
-    await _until(_count_blocked(row_b, 1), "b's general operation waits for its row")
-    await row_b.release()
+    await _until(_count_blocked(group.row_b, 1), "b's general operation waits for its row")
+    await group.row_b.release()
     assert [r.message.seq for r in (await b).results] == [2]
     assert await _stored(store, "b") == [(1, "b-0"), (2, "b-1")]
     assert await _stored(store, "c") == [(1, "c-0"), (2, "c-1")]
