@@ -31,26 +31,22 @@ def say(mid: str, text: str = "hello") -> list[NewMessage]:
 SCRIPTED = {"hmget", "hexists", "hset", "hincrby", "pexpireat", "persist", "zadd", "zrem", "hdel", "incr"}
 
 
-async def test_an_append_on_a_standalone_server_is_one_script_call(private_redis: RedisProcess) -> None:
-    store = open_store(private_redis.url)
-    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    await store.connect()
-    try:
-        await store.create_conversation(conv("t1", "c1"))
-        await store.append_messages("t1", "c1", say("m0"))
-        await client.config_resetstat()
-        for k in range(1, 4):
-            await store.append_messages("t1", "c1", say(f"m{k}"))
-        stats = await client.info("commandstats")
-        assert stats["cmdstat_evalsha"]["calls"] == 3
-        # and no other call (INFO and CONFIG are this test's)
-        called = {name.removeprefix("cmdstat_").partition("|")[0] for name in stats}
-        assert called - {"info", "config", "evalsha"} <= SCRIPTED
-        conversation = await store.get_conversation("t1", "c1")
-        assert (conversation.last_seq, conversation.message_count) == (4, 4)
-    finally:
-        await client.aclose()
-        await store.close()
+async def test_an_append_on_a_standalone_server_is_one_script_call(
+    private_store: Store, private_client: aioredis.Redis
+) -> None:
+    store, client = private_store, private_client
+    await store.create_conversation(conv("t1", "c1"))
+    await store.append_messages("t1", "c1", say("m0"))
+    await client.config_resetstat()
+    for k in range(1, 4):
+        await store.append_messages("t1", "c1", say(f"m{k}"))
+    stats = await client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 3
+    # and no other call (INFO and CONFIG are this test's)
+    called = {name.removeprefix("cmdstat_").partition("|")[0] for name in stats}
+    assert called - {"info", "config", "evalsha"} <= SCRIPTED
+    conversation = await store.get_conversation("t1", "c1")
+    assert (conversation.last_seq, conversation.message_count) == (4, 4)
 
 
 @pytest.mark.parametrize("backend", ["redis", "redis_cluster"])
@@ -97,28 +93,26 @@ async def test_a_write_leaves_the_conversation_listed_as_its_record_says(
             await drop_keys(services.REDIS_URL, prefix)
 
 
-async def test_a_server_that_lost_its_scripts_is_given_them_again(private_redis: RedisProcess) -> None:
-    store = open_store(private_redis.url)
-    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
-    await store.connect()
-    try:
-        await store.create_conversation(conv("t1", "c1"))
-        await store.append_messages("t1", "c1", say("m1"))
-        await client.script_flush()
-        outcome = await store.append_messages("t1", "c1", say("m2"))
-        assert [r.message.seq for r in outcome.results] == [2]
-        page = await store.read_messages(outcome.conversation)
-        assert [(m.id, m.seq) for m in page.messages] == [("m1", 1), ("m2", 2)]
-    finally:
-        await client.aclose()
-        await store.close()
+async def test_a_server_that_lost_its_scripts_is_given_them_again(
+    private_store: Store, private_client: aioredis.Redis
+) -> None:
+    store, client = private_store, private_client
+    await store.create_conversation(conv("t1", "c1"))
+    await store.append_messages("t1", "c1", say("m1"))
+    await client.script_flush()
+    outcome = await store.append_messages("t1", "c1", say("m2"))
+    assert [r.message.seq for r in outcome.results] == [2]
+    page = await store.read_messages(outcome.conversation)
+    assert [(m.id, m.seq) for m in page.messages] == [("m1", 1), ("m2", 2)]
 
 
-async def test_a_streaming_reply_is_noted_by_the_write_itself(private_redis: RedisProcess) -> None:
+async def test_a_streaming_reply_is_noted_by_the_write_itself(
+    private_redis: RedisProcess, private_client: aioredis.Redis
+) -> None:
     start = now_ms()  # Redis expires the keys by this clock too
     now = [start]
     store = open_store(private_redis.url, clock=lambda: now[0])
-    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    client = private_client
     await store.connect()
     try:
         await store.create_conversation(conv("t1", "c1"))
@@ -140,7 +134,6 @@ async def test_a_streaming_reply_is_noted_by_the_write_itself(private_redis: Red
         called = {name.removeprefix("cmdstat_").partition("|")[0] for name in stats}
         assert called - {"info", "config", "evalsha", "zrange"} <= SCRIPTED | READ
     finally:
-        await client.aclose()
         await store.close()
 
 
