@@ -126,8 +126,9 @@ async def test_rate_limit_answers_429_with_retry_after_per_caller(tmp_path: Path
 
 async def test_a_token_stops_working_when_it_expires_even_after_use(api: Api) -> None:
     tenant, _ = await api.tenant()
-    headers = auth(issue_token(tenant, "brief", ["*"], ttl_seconds=1))
+    # `exp` is a whole second: a 2 s lifetime leaves at least one second for the first request.
+    headers = auth(issue_token(tenant, "brief", ["*"], ttl_seconds=2))
     assert (await api.client.get("/v1/conversations", headers=headers)).status_code == 200
-    await asyncio.sleep(2.1)
+    await asyncio.sleep(3.1)
     late = await api.client.get("/v1/conversations", headers=headers)
     assert (late.status_code, late.json()["code"]) == (401, "token_expired")

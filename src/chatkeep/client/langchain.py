@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -94,32 +95,25 @@ def _chat_role(role: object) -> Role:
     return Role(role) if role in {r.value for r in Role} else Role.USER
 
 
+@dataclass(eq=False)
 class ChatkeepChatMessageHistory(BaseChatMessageHistory):
     """The history of one chatkeep conversation. Give a `Client` for LangChain's blocking calls
     (`invoke`), an `AsyncClient` for its async ones (`ainvoke`), or both. With `workspace`, the
     conversation is created on the first message when it does not exist (and again after `clear`,
     which deletes it: chatkeep has no call that empties a conversation)."""
 
-    def __init__(
-        self,
-        conversation_id: str,
-        *,
-        client: Client | None = None,
-        async_client: AsyncClient | None = None,
-        workspace: str | None = None,
-        window: int | None = None,
-        max_tokens: int | None = None,
-        token_counter: Callable[[BaseMessage], int] | None = None,
-    ) -> None:
-        if client is None and async_client is None:
+    conversation_id: str
+    _: KW_ONLY
+    client: Client | None = None
+    async_client: AsyncClient | None = None
+    workspace: str | None = None
+    window: int | None = None
+    max_tokens: int | None = None
+    token_counter: Callable[[BaseMessage], int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.client is None and self.async_client is None:
             raise ValueError("give a Client, an AsyncClient, or both")
-        self.conversation_id = conversation_id
-        self.client = client
-        self.async_client = async_client
-        self.workspace = workspace
-        self.window = window
-        self.max_tokens = max_tokens
-        self.token_counter = token_counter
 
     @classmethod
     def connect(

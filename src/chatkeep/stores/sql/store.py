@@ -26,21 +26,8 @@ from typing import TYPE_CHECKING, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatkeep import models
 from chatkeep.errors import ChatkeepError, ConfigError, StoreUnavailable
-from chatkeep.models import (
-    AppendOutcome,
-    Conversation,
-    ConversationPage,
-    ConversationQuery,
-    ExpiredConversation,
-    Message,
-    MessagePage,
-    SearchPage,
-    SearchQuery,
-    Tenant,
-    is_id,
-    now_ms,
-)
 from chatkeep.stores.base import Extension, Store, TenantStore
 from chatkeep.stores.requests import Append, Create, Extend, Finish, Read, Ref, Update
 from chatkeep.stores.sql import engine, message_ops, ops, sqlite, transfer
@@ -78,7 +65,7 @@ class SqlStore(Store, TenantStore):
     appends, deltas and finishes have a pool of their own of up to `pool_size + max_overflow`).
     """
 
-    def __init__(self, url: StoreURL | str, *, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(self, url: StoreURL | str, *, clock: Callable[[], int] = models.now_ms) -> None:
         self.url = url if isinstance(url, StoreURL) else StoreURL.parse(url)
         if self.url.scheme in SQLITE_SCHEMES:
             self.dialect = "sqlite"
@@ -87,7 +74,7 @@ class SqlStore(Store, TenantStore):
         else:
             raise ConfigError(f"SqlStore cannot open {self.url.redacted!r}")
         self.schema = self.url.options.get("schema")
-        if self.schema is not None and not is_id(self.schema):
+        if self.schema is not None and not models.is_id(self.schema):
             raise ConfigError(f"schema name {self.schema!r} is not a plain identifier")
         self._clock = clock
         # SQLite
@@ -197,64 +184,64 @@ class SqlStore(Store, TenantStore):
 
     # -- tenants ----------------------------------------------------------------------------------
 
-    async def create_tenant(self, tenant: Tenant) -> None:
+    async def create_tenant(self, tenant: models.Tenant) -> None:
         await self._run(lambda conn: ops.create_tenant(conn, tenant), write=True)
 
-    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+    async def get_tenant(self, tenant_id: str) -> models.Tenant | None:
         return await self._run(lambda conn: ops.find_tenant(conn, "id", tenant_id))
 
-    async def get_tenant_by_key_hash(self, key_hash: str) -> Tenant | None:
+    async def get_tenant_by_key_hash(self, key_hash: str) -> models.Tenant | None:
         return await self._run(lambda conn: ops.find_tenant(conn, "api_key_hash", key_hash))
 
-    async def list_tenants(self) -> list[Tenant]:
+    async def list_tenants(self) -> list[models.Tenant]:
         return await self._run(ops.list_tenants)
 
-    async def update_tenant(self, tenant: Tenant) -> None:
+    async def update_tenant(self, tenant: models.Tenant) -> None:
         await self._run(lambda conn: ops.update_tenant(conn, tenant), write=True)
 
     # -- conversations ----------------------------------------------------------------------------
 
-    async def create(self, request: Create) -> Conversation:
+    async def create(self, request: Create) -> models.Conversation:
         c, now = request.conversation, self._clock()
         return await self._run(
             lambda conn: ops.create_conversation(conn, c, now, request.max_per_tenant, request.max_per_user),
             write=True,
         )
 
-    async def get(self, ref: Ref) -> Conversation:
+    async def get(self, ref: Ref) -> models.Conversation:
         return await self._run(lambda conn: ops.load(conn, *ref.key, self._clock(), scope=ref.scope))
 
-    async def list_conversations(self, query: ConversationQuery) -> ConversationPage:
+    async def list_conversations(self, query: models.ConversationQuery) -> models.ConversationPage:
         return await self._run(lambda conn: ops.list_conversations(conn, query, self._clock()))
 
     async def count_conversations(self, tenant: str, user: str | None = None) -> int:
         return await self._run(lambda conn: ops.count(conn, tenant, user, self._clock()))
 
-    async def update(self, request: Update) -> Conversation:
+    async def update(self, request: Update) -> models.Conversation:
         ref, patch, expected = request.ref, request.patch, request.expected_version
         return await self._run(
             lambda conn: ops.update_conversation(conn, *ref.key, patch, expected, self._clock(), ref.scope),
             write=True,
         )
 
-    async def touch(self, ref: Ref) -> Conversation:
+    async def touch(self, ref: Ref) -> models.Conversation:
         return await self._run(
             lambda conn: ops.touch_conversation(conn, *ref.key, self._clock(), ref.scope), write=True
         )
 
-    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[ExpiredConversation]:
+    async def sweep_expired(self, *, limit: int = 500, keep_ms: int = 0) -> list[models.ExpiredConversation]:
         return await self._run(
             lambda conn: ops.sweep_expired(conn, self._clock(), limit, keep_ms), write=True
         )
 
-    async def delete(self, ref: Ref) -> Conversation:
+    async def delete(self, ref: Ref) -> models.Conversation:
         return await self._run(
             lambda conn: ops.delete_conversation(conn, *ref.key, self._clock(), ref.scope), write=True
         )
 
     # -- messages ---------------------------------------------------------------------------------
 
-    async def append(self, request: Append) -> AppendOutcome:
+    async def append(self, request: Append) -> models.AppendOutcome:
         quick = self._writes.append if self._writes is not None else None
         return await self._write_message(request, quick, message_ops.append)
 
@@ -262,7 +249,7 @@ class SqlStore(Store, TenantStore):
         quick = self._writes.extend if self._writes is not None else None
         return await self._write_message(request, quick, message_ops.extend)
 
-    async def finish(self, request: Finish) -> Message:
+    async def finish(self, request: Finish) -> models.Message:
         quick = self._writes.finish if self._writes is not None else None
         return await self._write_message(request, quick, message_ops.finish)
 
@@ -284,17 +271,19 @@ class SqlStore(Store, TenantStore):
 
     async def interrupt_stale_streams(
         self, *, idle_ms: int, limit: int = 500
-    ) -> list[tuple[Conversation, Message]]:
+    ) -> list[tuple[models.Conversation, models.Message]]:
         return await self._run(
             lambda conn: message_ops.interrupt_stale_streams(conn, self._clock(), idle_ms, limit), write=True
         )
 
-    async def read(self, request: Read) -> MessagePage:
+    async def read(self, request: Read) -> models.MessagePage:
         now = self._clock()
         return await self._run(lambda conn: message_ops.read(conn, request, now))
 
-    async def search(self, query: SearchQuery) -> SearchPage:
+    async def search(self, query: models.SearchQuery) -> models.SearchPage:
         return await self._run(lambda conn: full_text_search(conn, query, self._clock()))
 
-    async def import_conversation(self, conversation: Conversation, messages: Sequence[Message]) -> bool:
+    async def import_conversation(
+        self, conversation: models.Conversation, messages: Sequence[models.Message]
+    ) -> bool:
         return await self._run(transfer.importer(conversation, messages, self._clock()), write=True)
