@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_type_hints
 
 from chatkeep.models import MessageStatus, Mode, Role, Usage
 
@@ -70,16 +70,40 @@ _READERS: dict[Any, Callable[[Any], Any]] = {
 }
 
 
+# A field whose key is missing: kept at its default, read as null (a field that may be null, and
+# usage, which reads null as zero), or else a KeyError, as for any required value.
+_DEFAULT, _NULL, _REQUIRED = "default", "null", "required"
+
+
 @functools.cache
-def _readers(cls: type[DataclassInstance]) -> dict[str, Callable[[Any], Any]]:
+def _readers(cls: type[DataclassInstance]) -> dict[str, tuple[Callable[[Any], Any], str]]:
     hints = get_type_hints(cls)
-    return {f.name: _READERS.get(hints[f.name], _same) for f in dataclasses.fields(cls)}
+    readers = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            missing = _DEFAULT
+        elif hint is Usage or type(None) in get_args(hint):
+            missing = _NULL
+        else:
+            missing = _REQUIRED
+        readers[f.name] = (_READERS.get(hint, _same), missing)
+    return readers
 
 
 def parse(cls: type[D], d: dict[str, Any]) -> D:
     """The dataclass `cls` of this module from the API's JSON object of it: each field from the key
-    of its name, read as the field's type says; a field whose key is missing keeps its default."""
-    return cls(**{name: read(d[name]) for name, read in _readers(cls).items() if name in d})
+    of its name, read as the field's type says. A missing key leaves a field at its default, reads
+    as null where the field may be null (usage: zero), and otherwise raises KeyError."""
+    values = {}
+    for name, (read, missing) in _readers(cls).items():
+        if name in d:
+            values[name] = read(d[name])
+        elif missing == _NULL:
+            values[name] = read(None)
+        elif missing == _REQUIRED:
+            raise KeyError(name)
+    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
