@@ -77,6 +77,12 @@ async def test_wal_mode_and_synchronous_option(tmp_path: Path) -> None:
     mode = await store._run(lambda conn: conn.exec_driver_sql("PRAGMA journal_mode").scalar_one())
     sync = await store._run(lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
     assert (mode, sync) == ("wal", 1)  # 1 = NORMAL
+    # The writer's savepoints keep their sub-journal in memory, as the readers their sorts (2 = MEMORY).
+    for write in (False, True):
+        temp = await store._run(
+            lambda conn: conn.exec_driver_sql("PRAGMA temp_store").scalar_one(), write=write
+        )
+        assert temp == 2
     await store.close()
     with pytest.raises(ConfigError):
         SqlStore(f"sqlite:///{tmp_path}/x.db?synchronous=sometimes")._open_sqlite()
