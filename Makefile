@@ -33,6 +33,7 @@ chromium:
 	fi
 
 # TypeScript checks the browser client's JSDoc types (tsc --checkJs); it comes from the npm registry.
+# tsconfig.json names chatkeep.js in `files`: its include glob alone would take chatkeep.d.ts for it.
 $(TSC):
 	npm install --silent --no-save --prefix .tools typescript@5
 

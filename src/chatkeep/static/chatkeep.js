@@ -484,11 +484,15 @@ function listOrder(/** @type {Conversation} */ a, /** @type {Conversation} */ b)
 // 5. The client: state, and the store interface (subscribe + getSnapshot) frameworks bind to
 // ---------------------------------------------------------------------------------------------
 
-/** @param {Options} options */
+/** @param {Options} options @returns {DeclaredClient} */
 export function createClient(options) {
   return new ChatkeepClient(options);
 }
 
+// tsc checks the class against chatkeep.d.ts (what "./chatkeep.js" names for the type checker), so
+// the declarations TypeScript users read cannot drift from the module.
+/** @typedef {import("./chatkeep.js").ChatkeepClient} DeclaredClient */
+/** @implements {DeclaredClient} */
 export class ChatkeepClient {
   /** @param {Options} options */
   constructor(options) {
