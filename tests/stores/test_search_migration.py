@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from chatkeep.domain.search import search_terms
-from chatkeep.models import SearchQuery
+from chatkeep.models import MessageStatus, SearchQuery
 from chatkeep.stores import open_store
 from chatkeep.stores.sql import SqlStore
 from chatkeep.stores.sql.engine import MIGRATIONS
@@ -94,3 +94,61 @@ async def test_rows_written_before_the_migration_are_found_after_it(backend: str
         await store.close()
         if schema is not None:
             await drop_schema(schema)
+
+
+def downgrade_to(revision: str) -> Callable[[sa.Connection], None]:
+    def run(conn: sa.Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+    return run
+
+
+def fts_documents(conn: sa.Connection) -> list[str]:
+    """The ids of the messages messages_fts holds, read from the index; checked consistent first."""
+    conn.exec_driver_sql("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 0)")
+    conn.exec_driver_sql(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.words USING fts5vocab(main, messages_fts, instance)"
+    )
+    rows = conn.exec_driver_sql(
+        "SELECT DISTINCT m.id FROM temp.words w JOIN messages m ON m.rowid = w.doc ORDER BY m.id"
+    ).all()
+    return [row[0] for row in rows]
+
+
+async def test_0007_takes_streaming_replies_out_of_the_sqlite_index_and_0006_puts_them_back(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/old.db")
+    assert isinstance(store, SqlStore)
+    await store.connect()
+    try:
+        await store._run(upgrade_to("0006"), write=True)
+        await store._run(write_old_rows, write=True)
+
+        def streaming_reply(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(
+                "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, input_tokens, "
+                "output_tokens, created_at, status) VALUES ('t1', 'c1', 2, 'm2', 'assistant', "
+                "'the lighthouse beam', 0, 0, 2, 'streaming')"
+            )
+
+        await store._run(streaming_reply, write=True)
+        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+        await store.migrate()
+        assert await store._run(fts_documents, write=True) == ["m1"]
+        page = await store.search(SearchQuery(tenant="t1", terms=search_terms("lighthouse beam")))
+        assert [h.message_id for h in page.hits] == ["m2"]
+        await store.finish_message("t1", "c1", "m2", MessageStatus.COMPLETE)
+        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+        await store._run(
+            lambda conn: conn.exec_driver_sql("UPDATE messages SET status = 'streaming' WHERE id = 'm2'"),
+            write=True,
+        )
+        assert await store._run(fts_documents, write=True) == ["m1"]
+        await store._run(downgrade_to("0006"), write=True)
+        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+    finally:
+        await store.close()

@@ -1,6 +1,6 @@
 """Full-text search over one SQLAlchemy connection: SQLite through the FTS5 tables, PostgreSQL
-through GIN-indexed `tsvector` columns (both made by migration 0005; a streaming message's vector
-is stored once it finishes, 0006).
+through GIN-indexed `tsvector` columns (both made by migration 0005; a streaming message is indexed
+once it finishes, 0006 and 0007).
 
 The index finds the candidate texts (every one holding all the terms as words, and possibly a few
 more); `chatkeep.domain.search` then decides each hit, its score and its snippet from the stored
@@ -75,7 +75,7 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
                 sa.text(POSTGRES_STREAMING_MATCH).bindparams(terms),
             )
         )
-        found = found.order_by(m.created_at.desc(), m.conversation_id, m.seq)
+        selects = [found.order_by(m.created_at.desc(), m.conversation_id, m.seq)]
     else:
         # The FTS table drives the join and yields rowids newest first, so the limit stops it early.
         title_fts, message_fts = _fts("conversations_fts"), _fts("messages_fts")
@@ -89,14 +89,21 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
             )
         )
         found = found.where(_fts_match("messages_fts", query.terms)).order_by(message_fts.c.rowid.desc())
+        # A streaming message is not in messages_fts until it stops (0007): each one in scope is a
+        # candidate, which the domain then decides on as on any other.
+        streaming = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title)
+        streaming = streaming.select_from(messages.join(conversations, ON_CONVERSATION))
+        selects = [found, streaming.where(*scope, m.status == MessageStatus.STREAMING.value)]
     title_rows = conn.execute(titles.limit(MAX_CANDIDATES + 1)).all()
-    message_rows = conn.execute(found.limit(MAX_CANDIDATES + 1)).all()
     candidates = [Candidate(r.title, r.id, r.workspace, r.title) for r in title_rows[:MAX_CANDIDATES]]
-    candidates += [
-        Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, ROLES[r.role])
-        for r in message_rows[:MAX_CANDIDATES]
-    ]
-    partial = len(title_rows) > MAX_CANDIDATES or len(message_rows) > MAX_CANDIDATES
+    partial = len(title_rows) > MAX_CANDIDATES
+    for select in selects:
+        message_rows = conn.execute(select.limit(MAX_CANDIDATES + 1)).all()
+        candidates += [
+            Candidate(r.content, r.conversation_id, r.workspace, r.title, r.id, r.seq, ROLES[r.role])
+            for r in message_rows[:MAX_CANDIDATES]
+        ]
+        partial = partial or len(message_rows) > MAX_CANDIDATES
     return search_page(query, candidates, partial=partial)
 
 
