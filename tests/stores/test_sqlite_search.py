@@ -9,10 +9,13 @@ import sqlite3
 from collections import defaultdict
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from chatkeep.domain.search import search_terms
 from chatkeep.models import Conversation, LimitPolicy, MessageStatus, Mode, NewMessage, Role, SearchQuery
 from chatkeep.stores import open_store
 from chatkeep.stores.sql import SqlStore
+from chatkeep.stores.sql.search import scope_of, sqlite_streaming
 
 
 def indexed(path: Path) -> dict[str, set[str]]:
@@ -105,3 +108,27 @@ async def test_the_index_holds_the_messages_not_streaming_with_their_words_now(t
         assert indexed(path) == {}
     finally:
         await store.close()
+
+
+async def test_streaming_replies_are_read_through_their_partial_index_not_the_tenants_messages(
+    tmp_path: Path,
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/plan.db")
+    assert isinstance(store, SqlStore)
+    await store.connect()
+    await store.migrate()
+    query = SearchQuery(tenant="t", terms=search_terms("word"), user="u", allowed_workspaces=frozenset({"w"}))
+    statement = sqlite_streaming(scope_of(query, 0))
+
+    def plan(conn: sa.Connection) -> list[str]:
+        compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[name] for name in compiled.positiontup or ()]
+        rows = conn.connection.driver_connection.execute(f"EXPLAIN QUERY PLAN {compiled}", params)
+        return [row[3] for row in rows]
+
+    try:
+        steps = await store._run(plan)
+    finally:
+        await store.close()
+    assert steps[0] == "SCAN messages USING INDEX ix_messages_streaming", steps
+    assert not any("messages" in step and "tenant_id" in step for step in steps), steps

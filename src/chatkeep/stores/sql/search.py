@@ -11,6 +11,7 @@ recently stored) and as many titles are read per call; past that the page says `
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -57,7 +58,7 @@ ON_CONVERSATION = sa.and_(c.tenant_id == m.tenant_id, c.id == m.conversation_id)
 
 
 def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> SearchPage:
-    scope = _scope(query, now)
+    scope = scope_of(query, now)
     titles = sa.select(c.id, c.workspace, c.title).where(*scope)
     found = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title).where(
         *scope, m.status != MessageStatus.TRIMMED.value
@@ -89,11 +90,7 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
             )
         )
         found = found.where(_fts_match("messages_fts", query.terms)).order_by(message_fts.c.rowid.desc())
-        # A streaming message is not in messages_fts until it stops (0007): each one in scope is a
-        # candidate, which the domain then decides on as on any other.
-        streaming = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title)
-        streaming = streaming.select_from(messages.join(conversations, ON_CONVERSATION))
-        selects = [found, streaming.where(*scope, m.status == MessageStatus.STREAMING.value)]
+        selects = [found, sqlite_streaming(scope)]
     title_rows = conn.execute(titles.limit(MAX_CANDIDATES + 1)).all()
     candidates = [Candidate(r.title, r.id, r.workspace, r.title) for r in title_rows[:MAX_CANDIDATES]]
     partial = len(title_rows) > MAX_CANDIDATES
@@ -107,7 +104,20 @@ def full_text_search(conn: sa.Connection, query: SearchQuery, now: int) -> Searc
     return search_page(query, candidates, partial=partial)
 
 
-def _scope(query: SearchQuery, now: int) -> list[sa.ColumnElement[bool]]:
+def sqlite_streaming(scope: list[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+    """SQLite's streaming messages in scope: not in messages_fts until they stop (0007), each is a
+    candidate, which the domain then decides on as on any other. They are read through the partial
+    index ix_messages_streaming (every tenant's streaming replies, which are few), not through all
+    of the tenant's messages: the status is a literal, as a partial index needs, and the unary +
+    keeps the tenant's key from being chosen instead."""
+    on = sa.and_(c.tenant_id == sa.literal_column("+messages.tenant_id"), c.id == m.conversation_id)
+    streaming = sa.select(m.conversation_id, m.id, m.seq, m.role, m.content, c.workspace, c.title)
+    return streaming.select_from(messages.join(conversations, on)).where(
+        *scope, sa.text("messages.status = 'streaming'")
+    )
+
+
+def scope_of(query: SearchQuery, now: int) -> list[sa.ColumnElement[bool]]:
     """The conversations `list_conversations` would show for the same fields."""
     where = [c.tenant_id == query.tenant, live(now), c.swept_at.is_(None)]
     if query.user is not None:
