@@ -1,5 +1,6 @@
 """Migration 0005 indexes what a database already holds: rows written before it are found after it,
-on both SQL engines."""
+on both SQL engines; 0007 takes SQLite's streaming replies out of the index, and its downgrade
+puts them back."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from chatkeep.stores.sql import SqlStore
 from chatkeep.stores.sql.engine import MIGRATIONS
 from tests import services
 from tests.conftest import drop_schema
+from tests.stores.test_sqlite_search import indexed
 
 ROW = {
     "tenant_id": "t1",
@@ -40,12 +42,14 @@ ROW = {
 }
 
 
-def upgrade_to(revision: str) -> Callable[[sa.Connection], None]:
+def migrated(revision: str, *, down: bool = False) -> Callable[[sa.Connection], None]:
+    """Alembic's upgrade (or downgrade) to `revision`, on the store's connection."""
+
     def run(conn: sa.Connection) -> None:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+        (command.downgrade if down else command.upgrade)(config, revision)
 
     return run
 
@@ -85,7 +89,7 @@ async def test_rows_written_before_the_migration_are_found_after_it(backend: str
     try:
         if schema is not None:
             await store._run(lambda conn: conn.execute(sa.text(f'CREATE SCHEMA "{schema}"')), write=True)
-        await store._run(upgrade_to("0004"), write=True)
+        await store._run(migrated("0004"), write=True)
         await store._run(write_old_rows, write=True)
         await store.migrate()
         page = await store.search(SearchQuery(tenant="t1", terms=search_terms("lighthouse")))
@@ -96,36 +100,15 @@ async def test_rows_written_before_the_migration_are_found_after_it(backend: str
             await drop_schema(schema)
 
 
-def downgrade_to(revision: str) -> Callable[[sa.Connection], None]:
-    def run(conn: sa.Connection) -> None:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
-
-    return run
-
-
-def fts_documents(conn: sa.Connection) -> list[str]:
-    """The ids of the messages messages_fts holds, read from the index; checked consistent first."""
-    conn.exec_driver_sql("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 0)")
-    conn.exec_driver_sql(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.words USING fts5vocab(main, messages_fts, instance)"
-    )
-    rows = conn.exec_driver_sql(
-        "SELECT DISTINCT m.id FROM temp.words w JOIN messages m ON m.rowid = w.doc ORDER BY m.id"
-    ).all()
-    return [row[0] for row in rows]
-
-
 async def test_0007_takes_streaming_replies_out_of_the_sqlite_index_and_0006_puts_them_back(
     tmp_path: Path,
 ) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/old.db")
+    path = tmp_path / "old.db"
+    store = open_store(f"sqlite:///{path}")
     assert isinstance(store, SqlStore)
     await store.connect()
     try:
-        await store._run(upgrade_to("0006"), write=True)
+        await store._run(migrated("0006"), write=True)
         await store._run(write_old_rows, write=True)
 
         def streaming_reply(conn: sa.Connection) -> None:
@@ -136,19 +119,19 @@ async def test_0007_takes_streaming_replies_out_of_the_sqlite_index_and_0006_put
             )
 
         await store._run(streaming_reply, write=True)
-        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+        assert sorted(indexed(path)) == ["m1", "m2"]
         await store.migrate()
-        assert await store._run(fts_documents, write=True) == ["m1"]
+        assert sorted(indexed(path)) == ["m1"]
         page = await store.search(SearchQuery(tenant="t1", terms=search_terms("lighthouse beam")))
         assert [h.message_id for h in page.hits] == ["m2"]
         await store.finish_message("t1", "c1", "m2", MessageStatus.COMPLETE)
-        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+        assert sorted(indexed(path)) == ["m1", "m2"]
         await store._run(
             lambda conn: conn.exec_driver_sql("UPDATE messages SET status = 'streaming' WHERE id = 'm2'"),
             write=True,
         )
-        assert await store._run(fts_documents, write=True) == ["m1"]
-        await store._run(downgrade_to("0006"), write=True)
-        assert await store._run(fts_documents, write=True) == ["m1", "m2"]
+        assert sorted(indexed(path)) == ["m1"]
+        await store._run(migrated("0006", down=True), write=True)
+        assert sorted(indexed(path)) == ["m1", "m2"]
     finally:
         await store.close()
