@@ -33,7 +33,8 @@ chromium:
 	fi
 
 # TypeScript checks the browser client's JSDoc types (tsc --checkJs); it comes from the npm registry.
-# tsconfig.json names chatkeep.js in `files`: its include glob alone would take chatkeep.d.ts for it.
+# It checks the client's parts (static/client/*.js) one module at a time, and their ChatkeepClient
+# against chatkeep.d.ts, which "../chatkeep.js" names for it (the joined module exists only as served).
 $(TSC):
 	npm install --silent --no-save --prefix .tools typescript@5
 

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+from chatkeep.api import client_module
 from chatkeep.service.assistant import pieces, reply_id, reply_text
 from tests.api.conftest import Api, auth, running_api
 
@@ -15,19 +16,18 @@ STATIC = Path(__file__).resolve().parents[2] / "src" / "chatkeep" / "static"
 
 async def test_every_static_file_is_served_with_its_type_and_etag(api: Api) -> None:
     types = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".svg": "image/svg+xml"}
-    files = [p for p in STATIC.iterdir() if p.suffix in types]
-    assert {p.name for p in files} >= {"chatkeep.js", "demo.js", "demo.css", "index.html", "sw.js"}
-    for path in files:
-        answer = await api.client.get(f"/static/{path.name}")
-        assert answer.status_code == 200, path.name
-        assert answer.content == path.read_bytes()
-        assert answer.headers["content-type"].startswith(types[path.suffix])
+    files = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.suffix in types}
+    files["chatkeep.js"] = client_module.load()  # joined from static/client/
+    assert set(files) >= {"chatkeep.js", "demo.js", "demo.css", "index.html", "sw.js"}
+    for name, body in files.items():
+        answer = await api.client.get(f"/static/{name}")
+        assert answer.status_code == 200, name
+        assert answer.content == body
+        assert answer.headers["content-type"].startswith(types[Path(name).suffix])
         assert answer.headers["x-content-type-options"] == "nosniff"
-        again = await api.client.get(
-            f"/static/{path.name}", headers={"If-None-Match": answer.headers["etag"]}
-        )
+        again = await api.client.get(f"/static/{name}", headers={"If-None-Match": answer.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
-        other = await api.client.get(f"/static/{path.name}", headers={"If-None-Match": '"stale"'})
+        other = await api.client.get(f"/static/{name}", headers={"If-None-Match": '"stale"'})
         assert other.status_code == 200
 
 

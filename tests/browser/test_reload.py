@@ -79,7 +79,8 @@ def test_static_client_served(server: ServerProcess) -> None:
     response = httpx.get(f"{server.url}/static/chatkeep.js")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert "export function createClient" in response.text
+    assert "\nfunction createClient(" in response.text  # one module, joined from static/client/
+    assert "\nexport { createClient, ChatkeepClient };\n" in response.text
     etag = response.headers["etag"]
     again = httpx.get(f"{server.url}/static/chatkeep.js", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b""

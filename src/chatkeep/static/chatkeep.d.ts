@@ -1,5 +1,6 @@
-// Types of chatkeep.js, the browser client (the module itself carries the same types as JSDoc,
-// checked by `tsc --checkJs`).
+// Types of chatkeep.js, the browser client: one module, joined when served from the parts in
+// static/client/, which carry the same types as JSDoc (checked by `tsc --checkJs`, ChatkeepClient
+// against this file).
 
 export type Mode = "durable" | "ephemeral" | "local" | "none";
 export type MessageStatus = "pending" | "sent" | "streaming" | "complete" | "interrupted";

@@ -1,4 +1,5 @@
 """The demo chat page at `/` and the browser client's files at `/static/*`, from the package.
+`/static/chatkeep.js` is the client's parts joined into one module (`api/client_module.py`).
 
 Files are read once, on first use, and served with their MIME type and a content hash as ETag
 (`If-None-Match` answers 304). Text files are compressed in the coding the client accepts, each
@@ -18,6 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
+from chatkeep.api import client_module
 from chatkeep.api.compression import MIN_BYTES, OFFERED, choose, compress_once, compressible
 from chatkeep.api.route import StrictRoute
 from chatkeep.errors import NotFound
@@ -26,6 +28,7 @@ from chatkeep.models import ID_MAX_LENGTH, ID_PATTERN
 router = APIRouter(route_class=StrictRoute, include_in_schema=False)
 
 PAGE = "index.html"
+CLIENT = "chatkeep.js"  # joined from static/client/ (api/client_module.py)
 CSP = "default-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -61,7 +64,8 @@ class StaticFile:
 
 
 class StaticFiles:
-    """The files of `chatkeep/static`, loaded on first request (never at import)."""
+    """The files of `chatkeep/static` and the joined client module, loaded on first request (never
+    at import)."""
 
     def __init__(self) -> None:
         self._files: dict[str, StaticFile] | None = None
@@ -76,18 +80,20 @@ class StaticFiles:
 
     @staticmethod
     def _load() -> dict[str, StaticFile]:
-        files: dict[str, StaticFile] = {}
-        for entry in resources.files("chatkeep").joinpath("static").iterdir():
-            if not entry.is_file() or entry.name.startswith("."):
-                continue
-            body = entry.read_bytes()
-            suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
-            media_type = (
-                TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
-            )
-            digest = hashlib.sha256(body).hexdigest()[:20]
-            files[entry.name] = StaticFile(body, media_type, f'"{digest}"')
-        return files
+        bodies = {
+            entry.name: entry.read_bytes()
+            for entry in resources.files("chatkeep").joinpath("static").iterdir()
+            if entry.is_file() and not entry.name.startswith(".")
+        }
+        bodies[CLIENT] = client_module.load()
+        return {name: _static(name, body) for name, body in bodies.items()}
+
+
+def _static(name: str, body: bytes) -> StaticFile:
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    media_type = TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    digest = hashlib.sha256(body).hexdigest()[:20]
+    return StaticFile(body, media_type, f'"{digest}"')
 
 
 STATIC = StaticFiles()
