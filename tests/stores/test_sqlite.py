@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +26,9 @@ from chatkeep.models import (
 from chatkeep.stores import open_store
 from chatkeep.stores.requests import Append, Extend, Finish, Ref
 from chatkeep.stores.sql import SqlStore, message_ops, sqlite
+from chatkeep.stores.sql.engine import sqlite_engines
+from chatkeep.stores.sql.writer import MAX_GROUP, GroupCommitWriter
+from chatkeep.stores.url import StoreURL
 
 
 def conv(cid: str) -> Conversation:
@@ -88,6 +93,44 @@ async def test_wal_mode_and_synchronous_option(tmp_path: Path) -> None:
         SqlStore(f"sqlite:///{tmp_path}/x.db?synchronous=sometimes")._open_sqlite()
     with pytest.raises(ConfigError):
         await SqlStore("sqlite://").connect()
+
+
+async def test_writes_arriving_together_share_commits_of_at_most_max_group(tmp_path: Path) -> None:
+    _, engine, _ = sqlite_engines(StoreURL.parse(f"sqlite:///{tmp_path}/writer.db"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    writer = GroupCommitWriter(engine)
+    groups: list[sa.Connection] = []  # the transaction each write ran in, kept so that each is distinct
+
+    def insert(n: int) -> Callable[[sa.Connection], int]:
+        def operation(conn: sa.Connection) -> int:
+            groups.append(conn)
+            conn.exec_driver_sql(f"INSERT INTO t VALUES ({n})")
+            return n
+
+        return operation
+
+    total = 3 * MAX_GROUP + 8
+    done = await asyncio.wait_for(asyncio.gather(*(writer.submit(insert(n)) for n in range(total))), 30)
+    assert done == list(range(total))
+    sizes = Counter(id(conn) for conn in groups).values()
+    assert sum(sizes) == total and max(sizes) <= MAX_GROUP
+    assert len(sizes) < total  # they shared commits
+    # Stopping finishes what is queued: every write queued before it is committed and answered.
+    queued = [asyncio.ensure_future(writer.submit(insert(total + n))) for n in range(50)]
+    await asyncio.sleep(0)  # each has queued its write
+    stopping = threading.Thread(target=writer.stop, daemon=True)  # stop() waits for the writer
+    stopping.start()
+    await asyncio.to_thread(stopping.join, 30)
+    assert not stopping.is_alive()
+    assert await asyncio.wait_for(asyncio.gather(*queued), 30) == list(range(total, total + 50))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), min(n), max(n) FROM t").one() == (
+            total + 50,
+            0,
+            total + 49,
+        )
+    engine.dispose()
 
 
 # -- appends, deltas and finishes on the driver connection (stores/sql/sqlite.py) ----------------------
